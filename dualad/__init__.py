@@ -1,0 +1,20 @@
+"""dualad: forward-mode automatic differentiation of plain NumPy code with dual numbers.
+
+>>> import numpy as np, dualad
+>>> dualad.derivative(np.sin, 0.0)
+np.float64(1.0)
+"""
+from .array import DualArray
+from .dual import Dual
+from .errors import (ADError, DerivativeDropError, MissingRuleError, NonNumericError,
+                     PerturbationError, ShapeError)
+from .options import nan_safe
+from .transforms import derivative, gradient, hessian, jacobian, jvp
+from .functions import *  # noqa: F401,F403  (dualad.sin, dualad.exp, ...)
+from .functions import __all__ as _function_names
+
+__version__ = "0.1.0"
+
+__all__ = ["Dual", "DualArray", "jvp", "derivative", "gradient", "jacobian", "hessian", "nan_safe",
+           "ADError", "DerivativeDropError", "MissingRuleError", "NonNumericError",
+           "PerturbationError", "ShapeError", *_function_names]

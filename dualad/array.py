@@ -1,0 +1,330 @@
+"""``DualArray``: an ndarray of dual numbers carrying k tangent directions at once.
+
+``primal`` has shape S, ``tangent`` has shape ``(k, *S)``. NumPy code runs
+unchanged on it through ``__array_ufunc__`` and ``__array_function__``; each
+call looks up the primitive table (``dualad.rules``) and nothing else.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
+
+from . import forward
+from .errors import DerivativeDropError, MissingRuleError, ShapeError
+from .rules import FUNCTION_IMPLS, NONDIFF_UFUNCS, UFUNC_RULES, strip
+from .rules.shape import check_index, getitem_rule, setitem_rule
+from .rules.reductions import cumprod as _cumprod_impl  # noqa: F401  (registers scans)
+
+_REDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}
+_ACCUMULATE = {np.add: np.cumsum, np.multiply: np.cumprod}
+
+
+def as_float_array(x: Any, what: str = "input") -> np.ndarray:
+    """``x`` as a float array: integers and booleans promote to float64, float32 stays."""
+    arr = np.asarray(x)
+    if arr.dtype.kind in "biu":
+        return arr.astype(np.float64)
+    if arr.dtype.kind == "c":
+        raise TypeError(f"complex {what} (dtype {arr.dtype}) is not supported: dualad differentiates "
+                        "real functions; split real and imaginary parts")
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{what} must be a real number or array, got dtype {arr.dtype}")
+    return arr
+
+
+class DualArray(NDArrayOperatorsMixin):
+    """An array of dual numbers ``primal + ε·tangent`` with k directions.
+
+    Parameters
+    ----------
+    primal : array_like, shape S
+    tangent : array_like, shape (k, *S) or S (one direction); default zeros, k = 1
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = DualArray(np.array([0.0, 1.0]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    >>> np.sin(x).tangent          # k = 2 directions: the Jacobian's columns
+    array([[1.        , 0.        ],
+           [0.        , 0.54030231]])
+    """
+
+    __slots__ = ("primal", "_t", "tag")
+    __array_priority__ = 100.0
+    _ad_forward = True
+    _ad_scalar = False
+
+    def __init__(self, primal, tangent=None, tag: int = 0):
+        if not getattr(primal, "_ad_forward", False):
+            primal = as_float_array(primal, "DualArray primal")
+        shape = tuple(np.shape(primal))
+        if tangent is None:
+            tangent = np.zeros((1,) + shape, dtype=primal.dtype)
+        else:
+            tangent = tangent if getattr(tangent, "_ad_forward", False) else np.asarray(tangent)
+            if tuple(np.shape(tangent)) == shape and shape[:1] != (1,):
+                tangent = tangent.reshape((1,) + shape)
+            if tuple(np.shape(tangent)[1:]) != shape or np.ndim(tangent) != len(shape) + 1:
+                raise ShapeError(f"DualArray tangent must have shape (k, *{shape}) for a primal of "
+                                 f"shape {shape}; got {tuple(np.shape(tangent))}")
+            if isinstance(tangent, np.ndarray) and isinstance(primal, np.ndarray):
+                tangent = tangent.astype(primal.dtype, copy=False)
+        self.primal = primal
+        self._t = tangent
+        self.tag = tag
+
+    @classmethod
+    def _make(cls, primal, tangent, tag):
+        self = object.__new__(cls)
+        if not isinstance(primal, np.ndarray) and not getattr(primal, "_ad_forward", False):
+            primal = np.asarray(primal)
+        self.primal = primal
+        self._t = tangent
+        self.tag = tag
+        return self
+
+    # -- the tracing protocol shared with Dual and reversead.Tensor --
+    @property
+    def _ad_level(self):
+        return self.tag
+
+    def _ad_primal(self):
+        return self.primal
+
+    _ad_apply = staticmethod(forward.apply)
+
+    # -- public attributes --
+    @property
+    def tangent(self):
+        """The tangents, shape ``(k, *shape)``."""
+        return self._t
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(np.shape(self.primal))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def dtype(self):
+        return self.primal.dtype
+
+    @property
+    def k(self) -> int:
+        """Number of tangent directions carried."""
+        return self._t.shape[0]
+
+    @property
+    def T(self):
+        return np.transpose(self)
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of unsized object (0-d DualArray)")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return f"DualArray(primal={self.primal!r}, tangent={self._t!r}, tag={self.tag})"
+
+    # -- conversions that would drop the derivative --
+    def _drop(self, what):
+        raise DerivativeDropError(
+            f"{what} of a DualArray would drop its derivative; use .primal for the value "
+            "(inside a differentiated function, keep computing with the DualArray)")
+
+    def __float__(self):
+        self._drop("float()")
+
+    def __int__(self):
+        self._drop("int()")
+
+    def __complex__(self):
+        self._drop("complex()")
+
+    def item(self, *args):
+        self._drop(".item()")
+
+    def tolist(self):
+        self._drop(".tolist()")
+
+    def __array__(self, dtype=None, copy=None):
+        self._drop("np.asarray()/np.array()")
+
+    def __bool__(self):
+        return bool(self.primal)  # branches act on the primal
+
+    def __hash__(self):
+        raise TypeError("unhashable type: 'DualArray'")
+
+    # -- NumPy dispatch --
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return array_function(func, args, kwargs)
+
+    # -- indexing --
+    def __getitem__(self, index):
+        return getitem_rule(self, index=check_index(index))
+
+    def __setitem__(self, index, value):
+        result = setitem_rule(self, value, index=check_index(index))
+        if not getattr(result, "_ad_forward", False):  # a lower-tag value was written
+            result = DualArray._make(result, np.zeros((self.k,) + self.shape, self.dtype), self.tag)
+        if result.tag != self.tag:  # written value was of a newer tag: self becomes one too
+            self.primal, self._t, self.tag = result.primal, result._t, result.tag
+        else:
+            self.primal, self._t = result.primal, result._t
+
+    # -- ndarray-like methods (each forwards to the NumPy function) --
+    def reshape(self, *shape, order="C"):
+        return np.reshape(self, shape[0] if len(shape) == 1 else shape, order=order)
+
+    def transpose(self, *axes):
+        return np.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+
+    def ravel(self, order="C"):
+        return np.ravel(self, order)
+
+    def flatten(self, order="C"):
+        return np.ravel(self, order)
+
+    def squeeze(self, axis=None):
+        return np.squeeze(self, axis)
+
+    def swapaxes(self, a, b):
+        return np.swapaxes(self, a, b)
+
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def prod(self, axis=None, keepdims=False):
+        return np.prod(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return np.max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return np.min(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis=None, ddof=0, keepdims=False):
+        return np.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def std(self, axis=None, ddof=0, keepdims=False):
+        return np.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def cumsum(self, axis=None):
+        return np.cumsum(self, axis=axis)
+
+    def cumprod(self, axis=None):
+        return np.cumprod(self, axis=axis)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        return np.trace(self, offset, axis1, axis2)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return np.diagonal(self, offset, axis1, axis2)
+
+    def clip(self, a_min=None, a_max=None):
+        return np.clip(self, a_min, a_max)
+
+    def dot(self, other):
+        return np.dot(self, other)
+
+    def argmax(self, axis=None):
+        return np.argmax(strip(self), axis=axis)
+
+    def argmin(self, axis=None):
+        return np.argmin(strip(self), axis=axis)
+
+    def copy(self):
+        return DualArray._make(_copy(self.primal), _copy(self._t), self.tag)
+
+    def _ad_lift(self, x):
+        """A constant ``x`` as a DualArray of this tag (zero tangent)."""
+        zeros = np.zeros((self.k,) + tuple(np.shape(x)), dtype=self._t.dtype)
+        return DualArray._make(x, zeros, self.tag)
+
+    def astype(self, dtype, copy=True):
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            self._drop(f".astype({dtype})")
+        return DualArray._make(self.primal.astype(dtype), self._t.astype(dtype), self.tag)
+
+
+def _copy(x):
+    return x.copy()
+
+
+def _strip_out(kwargs, name):
+    out = kwargs.pop("out", None)
+    if out is not None:
+        out = out if isinstance(out, tuple) else (out,)
+        if len(out) != 1 or not getattr(out[0], "_ad_forward", False) and not hasattr(out[0], "_ad_level"):
+            raise TypeError(f"{name}(..., out=) needs a traced output array (DualArray/Tensor) to "
+                            "hold the derivative; drop out= or pass one")
+        out = out[0]
+    for key in ("where", "dtype", "casting", "order", "subok", "signature"):
+        value = kwargs.pop(key, None)
+        if key == "where" and value is not None and value is not True:
+            raise TypeError(f"{name}(..., where=) is not supported for traced arrays")
+        if key == "dtype" and value is not None:
+            raise TypeError(f"{name}(..., dtype=) is not supported for traced arrays")
+    return out
+
+
+def array_ufunc(ufunc, method, inputs, kwargs):
+    """``__array_ufunc__`` for every traced type: look up the ufunc's rule and bind it."""
+    name = f"np.{ufunc.__name__}"
+    if method == "__call__":
+        out = _strip_out(kwargs, name)
+        if kwargs:
+            raise TypeError(f"{name}: unsupported keyword arguments {sorted(kwargs)} for traced arrays")
+        if ufunc in NONDIFF_UFUNCS:
+            result = ufunc(*[strip(x) for x in inputs])
+        else:
+            rule = UFUNC_RULES.get(ufunc)
+            if rule is None:
+                raise MissingRuleError(f"{name} is not differentiable by dualad yet: no rule in "
+                                       "dualad/rules (add one there, or call it on .primal/.data)")
+            result = rule(*inputs)
+        if out is not None:
+            out[...] = result
+            return out
+        return result
+    if method == "reduce" and ufunc in _REDUCE:
+        _strip_out(kwargs, name)
+        return _REDUCE[ufunc](inputs[0], **kwargs)
+    if method == "accumulate" and ufunc in _ACCUMULATE:
+        return _ACCUMULATE[ufunc](inputs[0], **kwargs)
+    raise MissingRuleError(f"{name}.{method} is not differentiable by dualad yet "
+                           "(supported: calls, add/multiply/maximum/minimum.reduce, add/multiply.accumulate)")
+
+
+def array_function(func, args, kwargs):
+    """``__array_function__`` for every traced type: the table's implementation or a clear error."""
+    impl = FUNCTION_IMPLS.get(func)
+    if impl is None:
+        module = getattr(func, "__module__", "numpy") or "numpy"
+        prefix = "np." + ("linalg." if "linalg" in module else "fft." if "fft" in module else "")
+        raise MissingRuleError(f"{prefix}{func.__name__} is not differentiable by dualad yet: no rule "
+                               "in dualad/rules (add one there, or call it on .primal/.data)")
+    return impl(*args, **kwargs)
+
+
+forward.DualArray = DualArray

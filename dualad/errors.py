@@ -1,0 +1,30 @@
+"""Exceptions raised by dualad and reversead.
+
+Every error names the operation, the mode and what to do about it; user-facing
+checks raise these (never ``assert``, which vanishes under ``python -O``).
+"""
+from __future__ import annotations
+
+
+class ADError(Exception):
+    """Base class of every error raised by dualad / reversead."""
+
+
+class MissingRuleError(ADError, TypeError):
+    """A NumPy function or ufunc has no derivative rule in the primitive table."""
+
+
+class ShapeError(ADError, ValueError):
+    """A tangent, cotangent or input has a shape that does not fit."""
+
+
+class PerturbationError(ADError, ValueError):
+    """Tangents of one differentiation level disagree (chunk sizes, leaked tags)."""
+
+
+class DerivativeDropError(ADError, TypeError):
+    """A conversion would silently discard a derivative (``float(dual)``)."""
+
+
+class NonNumericError(ADError, TypeError):
+    """A function returned, or was given, something that is not a real number or array."""

@@ -1,0 +1,100 @@
+"""Forward mode: apply a rule to dual values of one perturbation tag.
+
+Every differentiation call owns a *tag* (an increasing integer). An operation
+looks at the highest tag among its arguments: values of that tag contribute
+``(primal, tangent)``; everything else, including duals of lower tags, is a
+constant whose own arithmetic recurses. That is what keeps nested derivatives
+free of perturbation confusion (Siskind & Pearlmutter 2005).
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from . import kernels
+from .errors import PerturbationError
+from .rules.core import Elementwise, scale
+
+_tags = itertools.count(1)
+# bound by dualad.array / dualad.dual once those classes exist (they import this module)
+DualArray = Dual = None
+
+
+def new_tag() -> int:
+    """A fresh perturbation tag, higher than every tag in use."""
+    return next(_tags)
+
+
+def _forward(x) -> bool:
+    return getattr(x, "_ad_forward", False)
+
+
+def apply(rule, xs, static):
+    """Apply ``rule`` to ``xs`` where the outermost traced value is a Dual/DualArray."""
+    tag = max(x.tag for x in xs if _forward(x))
+    scalar_mode = isinstance(rule, Elementwise)
+    primals, tangents = [], []
+    for x in xs:
+        if _forward(x) and x.tag == tag:
+            primals.append(x.primal)
+            tangents.append(x.tangent if type(x) is Dual else x._t)
+            scalar_mode = scalar_mode and type(x) is Dual
+        else:
+            primals.append(x)
+            tangents.append(None)
+            scalar_mode = scalar_mode and (np.ndim(x) == 0 and not isinstance(x, DualArray))
+    if scalar_mode:
+        return _apply_scalar(rule, primals, tangents, tag)
+    tangents = [_batched(t, x) if t is not None else None
+                for x, t in zip(xs, tangents)]
+    _check_k(rule, tangents)
+    if isinstance(rule, Elementwise) and rule.kernel:
+        fused = kernels.elementwise_jvp(rule, primals, tangents)
+        if fused is not None:
+            return DualArray._make(fused[0], fused[1], tag)
+    out = rule.primal(*primals, **static)
+    out_t = rule.jvp(primals, tangents, out, 1, static)
+    if out_t is None:
+        return out
+    return DualArray._make(out, out_t, tag)
+
+
+def _batched(t, x):
+    """A Dual's tangent as a (k,) batch; a DualArray's is already (k, *S)."""
+    if getattr(x, "_ad_scalar", False):
+        return np.reshape(t, (-1,)) if np.ndim(t) else np.reshape(np.asarray(t, dtype=_float(x)), (1,))
+    return t
+
+
+def _float(x):
+    dtype = getattr(x.primal, "dtype", None)
+    return dtype if dtype is not None and np.dtype(dtype).kind == "f" else np.float64
+
+
+def _check_k(rule, tangents):
+    ks = {t.shape[0] for t in tangents if t is not None}
+    if len(ks) > 1:
+        raise PerturbationError(
+            f"{rule.name}: operands carry different numbers of tangent directions {sorted(ks)}; "
+            "all duals of one differentiation must share the chunk size k")
+
+
+def _apply_scalar(rule, primals, tangents, tag):
+    out = rule.primal(*primals)
+    if isinstance(out, np.ndarray) and out.ndim == 0:
+        out = out[()]
+    out_t = None
+    for i, t in enumerate(tangents):
+        if t is None or rule.partials[i] is None:
+            continue
+        term = scale(rule.partial(i, primals, out), t)
+        out_t = term if out_t is None else out_t + term
+    if out_t is None:
+        return out
+    ks = {np.shape(t) for t in tangents if t is not None}
+    if len(ks) > 1 and () not in ks:
+        raise PerturbationError(f"{rule.name}: Dual operands carry tangents of shapes {sorted(ks)}")
+    if isinstance(out_t, np.ndarray) and out_t.ndim == 0:
+        out_t = out_t[()]
+    return Dual._make(out, out_t, tag)

@@ -1,0 +1,256 @@
+"""Machinery of the primitive table: rule kinds, registries and batching helpers.
+
+A *rule* is one differentiable primitive. It knows its primal (a NumPy function),
+its JVP (tangents in, tangent out) and its VJP (cotangent in, one input's
+cotangent out). Both modes use the same rule object:
+
+* ``dualad`` calls ``rule.jvp`` with tangents that carry ``nb = 1`` leading
+  batch axis (the k directions of vector mode);
+* ``reversead`` calls ``rule.vjp`` with cotangents that carry ``nb = 0`` (plain
+  backward) or ``nb = 1`` (a batch of cotangents: Jacobian rows) leading axes.
+
+Rules are written with NumPy functions only, so the same rule differentiates
+nested duals (forward-over-forward) and Tensors (``create_graph=True``).
+
+Calling a rule (``rule(x, y, axis=0)``) *binds* it: if an argument is a traced
+value (a ``Dual``, ``DualArray`` or ``Tensor``), the outermost one's mode applies
+the rule; otherwise the plain primal runs.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import ShapeError
+
+# -- registries ----------------------------------------------------------------
+RULES: dict[str, "Rule"] = {}
+#: ufunc -> elementwise rule (used by ``__array_ufunc__`` of every traced type)
+UFUNC_RULES: dict[np.ufunc, "Rule"] = {}
+#: NumPy function -> implementation with NumPy's own signature (used by ``__array_function__``)
+FUNCTION_IMPLS: dict[Callable, Callable] = {}
+#: NumPy function -> test examples ``rng -> (args, kwargs)``; see ``dualad.testing``
+EXAMPLES: dict[Any, list[Callable]] = {}
+#: ufuncs whose results are plain arrays (comparisons, floor, sign ...)
+NONDIFF_UFUNCS: set = set()
+
+
+def _add_rule(rule: "Rule") -> "Rule":
+    if rule.name in RULES:
+        raise ValueError(f"rule {rule.name!r} is registered twice")
+    RULES[rule.name] = rule
+    return rule
+
+
+# -- batching helpers (nb = number of leading batch axes) -----------------------
+def expand_to(t, nb: int, ndim: int):
+    """View batched ``t`` (nb batch axes + data axes) with data axes padded to ``ndim``."""
+    missing = ndim - (t.ndim - nb)
+    if missing <= 0:
+        return t
+    return t.reshape(t.shape[:nb] + (1,) * missing + t.shape[nb:])
+
+
+def shift_axis(axis, nb: int, ndim: int):
+    """Map a data ``axis`` (int, tuple or None) to the batched array's axis numbers."""
+    if axis is None:
+        return tuple(range(nb, nb + ndim))
+    if isinstance(axis, (tuple, list)):
+        return tuple(normalize_axis(a, ndim) + nb for a in axis)
+    return normalize_axis(axis, ndim) + nb
+
+
+def normalize_axis(axis: int, ndim: int) -> int:
+    axis = int(axis)
+    if not -ndim <= axis < max(ndim, 1):
+        raise np.exceptions.AxisError(axis, ndim)
+    return axis % max(ndim, 1)
+
+
+def unbroadcast(g, shape: tuple, nb: int):
+    """Sum batched ``g`` down to ``batch + shape``: the transpose of broadcasting."""
+    data_ndim = g.ndim - nb
+    lead = data_ndim - len(shape)
+    axes = list(range(nb, nb + lead))
+    for i, n in enumerate(shape):
+        if n == 1 and g.shape[nb + lead + i] != 1:
+            axes.append(nb + lead + i)
+    if axes:
+        g = np.sum(g, axis=tuple(axes), keepdims=True)
+    if lead or g.shape[nb:] != tuple(shape):
+        g = g.reshape(g.shape[:nb] + tuple(shape))
+    return g
+
+
+def full_batch(t, batch: tuple, shape: tuple):
+    """Materialise ``t`` at exactly ``batch + shape`` (broadcast constants, keep dtype)."""
+    target = tuple(batch) + tuple(shape)
+    if t.shape == target:
+        return t
+    return np.broadcast_to(t, target).copy() if isinstance(t, np.ndarray) else np.broadcast_to(t, target)
+
+
+def match_dtype(t, like):
+    """Cast a plain float array to ``like``'s float dtype (float32 stays float32)."""
+    dtype = getattr(like, "dtype", None)
+    if (isinstance(t, np.ndarray) and dtype is not None and t.dtype != dtype
+            and np.dtype(dtype).kind == "f"):
+        return t.astype(dtype)
+    return t
+
+
+def shape_of(x) -> tuple:
+    return np.shape(x) if not hasattr(x, "shape") else tuple(x.shape)
+
+
+# -- nan-safe multiplication (a zero tangent times an infinite partial gives 0) --
+class _Config:
+    nan_safe = False
+
+
+CONFIG = _Config()
+
+
+def scale(partial, t):
+    """``partial * t`` (with the NaN-safe convention when it is switched on)."""
+    if isinstance(partial, (int, float)):
+        if partial == 1:
+            return t
+        if partial == -1:
+            return -t
+    product = partial * t
+    if CONFIG.nan_safe:
+        product = np.where(t == 0, 0, product)
+    return product
+
+
+# -- binding --------------------------------------------------------------------
+def top_traced(xs: Sequence) -> Any:
+    """The outermost traced value among ``xs`` (highest ``_ad_level``), or None."""
+    top, level = None, -math.inf
+    for x in xs:
+        lv = getattr(x, "_ad_level", None)
+        if lv is not None and lv > level:
+            top, level = x, lv
+    return top
+
+
+class Rule:
+    """A differentiable primitive: primal, JVP and VJP.
+
+    Subclasses fill in ``jvp`` and ``vjp``. ``nondiff_argnums`` lists positions whose
+    values are never differentiated (conditions, integer counts).
+    """
+
+    kind = "custom"
+
+    def __init__(self, name: str, primal: Callable, *, jvp: Callable | None = None,
+                 vjp: Callable | None = None, nondiff_argnums: Sequence[int] = ()):
+        self.name = name
+        self.primal = primal
+        self.nondiff_argnums = frozenset(nondiff_argnums)
+        if jvp is not None:
+            self._jvp = jvp
+        if vjp is not None:
+            self._vjp = vjp
+        _add_rule(self)
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} rule {self.name!r}>"
+
+    def __call__(self, *xs, **static):
+        top = top_traced(xs)
+        if top is None:
+            return self.primal(*xs, **static)
+        return type(top)._ad_apply(self, xs, static)
+
+    # forward: tangents[i] is None for constants; batched with nb leading axes
+    def jvp(self, primals, tangents, out, nb: int, static: dict):
+        return self._jvp(primals, tangents, out, nb, **static)
+
+    # reverse: cotangent of primals[argnum]
+    def vjp(self, argnum: int, out_bar, primals, out, nb: int, static: dict):
+        return self._vjp(argnum, out_bar, primals, out, nb, **static)
+
+
+class Elementwise(Rule):
+    """An elementwise primitive given by one partial derivative per argument.
+
+    ``partials`` is a callable ``(x, ans) -> df/dx`` for one argument, or a tuple
+    with one entry per argument: a callable ``(*xs, ans) -> df/dx_i``, a number
+    (constant partial such as 1 or -1), or None (not differentiable in that arg).
+    JVP: ``out_dot = sum_i partial_i * x_dot_i``; VJP: ``unbroadcast(out_bar * partial_i)``.
+    ``domain`` gives, per argument, the open interval tests sample from.
+    """
+
+    kind = "elementwise"
+
+    def __init__(self, name, primal, partials, *, domain=None, kernel=True):
+        if not isinstance(partials, tuple):
+            partials = (partials,)
+        self.partials = partials
+        self.nin = len(partials)
+        self.domain = domain if domain is not None else ((-2.0, 2.0),) * self.nin
+        self.kernel = kernel
+        super().__init__(name, primal,
+                         nondiff_argnums=[i for i, p in enumerate(partials) if p is None])
+
+    def partial(self, i, primals, out):
+        p = self.partials[i]
+        return p if isinstance(p, (int, float)) else p(*primals, out)
+
+    def jvp(self, primals, tangents, out, nb, static):
+        out_t = None
+        ndim = np.ndim(out)
+        for i, t in enumerate(tangents):
+            if t is None or self.partials[i] is None:
+                continue
+            term = scale(self.partial(i, primals, out), expand_to(t, nb, ndim))
+            out_t = term if out_t is None else out_t + term
+        if out_t is None:
+            return None
+        batch = tuple(next(t for t in tangents if t is not None).shape[:nb])
+        return match_dtype(full_batch(out_t, batch, shape_of(out)), out)
+
+    def vjp(self, argnum, out_bar, primals, out, nb, static):
+        g = scale(self.partial(argnum, primals, out), out_bar)
+        return match_dtype(unbroadcast(g, shape_of(primals[argnum]), nb), primals[argnum])
+
+
+class Linear(Rule):
+    """A primitive linear in its inputs: the JVP applies the op to the tangents.
+
+    ``batched(tangents, primals, nb, **static)`` applies the op to batched tangents
+    (None entries are zero); ``transpose(argnum, out_bar, primals, nb, **static)`` is the VJP.
+    """
+
+    kind = "linear"
+
+    def __init__(self, name, primal, batched, transpose, nondiff_argnums=()):
+        self.batched = batched
+        self.transpose = transpose
+        super().__init__(name, primal, nondiff_argnums=nondiff_argnums)
+
+    def jvp(self, primals, tangents, out, nb, static):
+        return self.batched(tangents, primals, nb, **static)
+
+    def vjp(self, argnum, out_bar, primals, out, nb, static):
+        return self.transpose(argnum, out_bar, primals, nb, **static)
+
+
+def register_function(numpy_func: Callable, *, examples: Sequence[Callable] = ()):
+    """Decorator: ``impl`` (NumPy's signature) serves ``numpy_func`` for every traced type."""
+    def deco(impl: Callable) -> Callable:
+        if numpy_func in FUNCTION_IMPLS:
+            raise ValueError(f"{numpy_func!r} is registered twice")
+        FUNCTION_IMPLS[numpy_func] = impl
+        EXAMPLES[numpy_func] = list(examples)
+        return impl
+    return deco
+
+
+def check_tangent_shape(name: str, t, expected: tuple) -> None:
+    if tuple(t.shape) != tuple(expected):
+        raise ShapeError(f"{name}: tangent has shape {tuple(t.shape)}, expected {tuple(expected)}")

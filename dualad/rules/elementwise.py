@@ -1,0 +1,163 @@
+"""Elementwise primitives: one partial derivative per argument, one line each.
+
+Each partial is a function of the inputs and the output ``ans`` written with NumPy
+functions, so it works on arrays, on nested duals, on Tensors, and (compiled by
+Numba) on the scalars inside the fused kernels of ``dualad.kernels``.
+Constants are Python floats so float32 stays float32 (NEP 50 weak scalars).
+
+Conventions at non-differentiable points (tested in tests/test_conventions.py):
+abs'(±0) = 0; sign' = 0; maximum/minimum ties split 0.5/0.5; sqrt'(0) = +inf;
+d(x**0)/dx = 0 (also at x = 0); d(0**y)/dy = 0; hypot'(0, 0) = 0.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .core import NONDIFF_UFUNCS, UFUNC_RULES, Elementwise, register_function
+
+LN2, LN10 = math.log(2.0), math.log(10.0)
+WIDE = (-2.0, 2.0)
+POSITIVE = (0.2, 3.0)
+UNIT = (-0.9, 0.9)
+
+
+def ufunc_rule(ufunc, partials, domain=None, kernel=True):
+    rule = Elementwise(ufunc.__name__, ufunc, partials, domain=domain, kernel=kernel)
+    UFUNC_RULES[ufunc] = rule
+    return rule
+
+
+def _safe_base(x, y):
+    # x**(y-1) with the base replaced where y == 0, so x**0 has derivative 0 even at x == 0
+    return np.where(y == 0, 1.0, x)
+
+
+def _safe_log(x):
+    # log(x) with log(0) read as 0, so d(0**y)/dy = 0 instead of 0 * -inf
+    return np.log(np.where(x == 0, 1.0, x))
+
+
+def _nonzero(a):
+    return np.where(a == 0, 1.0, a)
+
+
+# -- arithmetic ---------------------------------------------------------------
+add = ufunc_rule(np.add, (1.0, 1.0))
+subtract = ufunc_rule(np.subtract, (1.0, -1.0))
+multiply = ufunc_rule(np.multiply, (lambda x, y, ans: y, lambda x, y, ans: x))
+divide = ufunc_rule(np.divide, (lambda x, y, ans: 1.0 / y, lambda x, y, ans: -ans / y),
+                    domain=(WIDE, POSITIVE))
+negative = ufunc_rule(np.negative, -1.0)
+positive = ufunc_rule(np.positive, 1.0)
+power = ufunc_rule(np.power, (lambda x, y, ans: y * _safe_base(x, y) ** (y - 1.0),
+                              lambda x, y, ans: ans * _safe_log(x)),
+                   domain=(POSITIVE, WIDE))
+float_power = ufunc_rule(np.float_power, (lambda x, y, ans: y * _safe_base(x, y) ** (y - 1.0),
+                                          lambda x, y, ans: ans * _safe_log(x)),
+                         domain=(POSITIVE, WIDE))
+square = ufunc_rule(np.square, lambda x, ans: 2.0 * x)
+sqrt = ufunc_rule(np.sqrt, lambda x, ans: 0.5 / ans, domain=(POSITIVE,))  # +inf at x == 0
+cbrt = ufunc_rule(np.cbrt, lambda x, ans: 1.0 / (3.0 * ans * ans), domain=(POSITIVE,))
+reciprocal = ufunc_rule(np.reciprocal, lambda x, ans: -ans * ans, domain=(POSITIVE,))
+remainder = ufunc_rule(np.remainder, (1.0, lambda x, y, ans: -np.floor(x / y)),
+                       domain=(POSITIVE, POSITIVE))
+fmod = ufunc_rule(np.fmod, (1.0, lambda x, y, ans: -np.trunc(x / y)), domain=(POSITIVE, POSITIVE))
+
+# -- exponentials and logarithms ----------------------------------------------
+exp = ufunc_rule(np.exp, lambda x, ans: ans)
+exp2 = ufunc_rule(np.exp2, lambda x, ans: ans * LN2)
+expm1 = ufunc_rule(np.expm1, lambda x, ans: ans + 1.0)
+log = ufunc_rule(np.log, lambda x, ans: 1.0 / x, domain=(POSITIVE,))
+log2 = ufunc_rule(np.log2, lambda x, ans: 1.0 / (x * LN2), domain=(POSITIVE,))
+log10 = ufunc_rule(np.log10, lambda x, ans: 1.0 / (x * LN10), domain=(POSITIVE,))
+log1p = ufunc_rule(np.log1p, lambda x, ans: 1.0 / (1.0 + x), domain=((-0.8, 2.0),))
+logaddexp = ufunc_rule(np.logaddexp, (lambda x, y, ans: np.exp(x - ans),
+                                      lambda x, y, ans: np.exp(y - ans)))
+logaddexp2 = ufunc_rule(np.logaddexp2, (lambda x, y, ans: np.exp2(x - ans),
+                                        lambda x, y, ans: np.exp2(y - ans)))
+
+# -- trigonometric and hyperbolic ---------------------------------------------
+sin = ufunc_rule(np.sin, lambda x, ans: np.cos(x))
+cos = ufunc_rule(np.cos, lambda x, ans: -np.sin(x))
+tan = ufunc_rule(np.tan, lambda x, ans: 1.0 + ans * ans, domain=((-1.2, 1.2),))
+arcsin = ufunc_rule(np.arcsin, lambda x, ans: 1.0 / np.sqrt(1.0 - x * x), domain=(UNIT,))
+arccos = ufunc_rule(np.arccos, lambda x, ans: -1.0 / np.sqrt(1.0 - x * x), domain=(UNIT,))
+arctan = ufunc_rule(np.arctan, lambda x, ans: 1.0 / (1.0 + x * x))
+arctan2 = ufunc_rule(np.arctan2, (lambda y, x, ans: x / (x * x + y * y),
+                                  lambda y, x, ans: -y / (x * x + y * y)),
+                     domain=(WIDE, POSITIVE))
+hypot = ufunc_rule(np.hypot, (lambda x, y, ans: x / _nonzero(ans),  # 0 at (0, 0)
+                              lambda x, y, ans: y / _nonzero(ans)))
+deg2rad = ufunc_rule(np.deg2rad, math.pi / 180.0)
+rad2deg = ufunc_rule(np.rad2deg, 180.0 / math.pi)
+sinh = ufunc_rule(np.sinh, lambda x, ans: np.cosh(x))
+cosh = ufunc_rule(np.cosh, lambda x, ans: np.sinh(x))
+tanh = ufunc_rule(np.tanh, lambda x, ans: 1.0 - ans * ans)
+arcsinh = ufunc_rule(np.arcsinh, lambda x, ans: 1.0 / np.sqrt(x * x + 1.0))
+arccosh = ufunc_rule(np.arccosh, lambda x, ans: 1.0 / np.sqrt(x * x - 1.0), domain=((1.2, 3.0),))
+arctanh = ufunc_rule(np.arctanh, lambda x, ans: 1.0 / (1.0 - x * x), domain=(UNIT,))
+
+# -- kinks: absolute value, extrema -------------------------------------------
+absolute = ufunc_rule(np.absolute, lambda x, ans: np.sign(x))  # 0 at ±0
+fabs = ufunc_rule(np.fabs, lambda x, ans: np.sign(x))  # 0 at ±0
+# ties split equally between the two arguments
+maximum = ufunc_rule(np.maximum, (lambda x, y, ans: (x > y) + 0.5 * (x == y),
+                                  lambda x, y, ans: (y > x) + 0.5 * (x == y)))
+minimum = ufunc_rule(np.minimum, (lambda x, y, ans: (x < y) + 0.5 * (x == y),
+                                  lambda x, y, ans: (y < x) + 0.5 * (x == y)))
+# fmax/fmin ignore a NaN argument, so the derivative goes to the other one
+fmax = ufunc_rule(np.fmax, (lambda x, y, ans: (x > y) + 0.5 * (x == y) + np.isnan(y),
+                            lambda x, y, ans: (y > x) + 0.5 * (x == y) + np.isnan(x)))
+fmin = ufunc_rule(np.fmin, (lambda x, y, ans: (x < y) + 0.5 * (x == y) + np.isnan(y),
+                            lambda x, y, ans: (y < x) + 0.5 * (x == y) + np.isnan(x)))
+
+# -- piecewise constant and boolean ufuncs: results are plain arrays ----------
+NONDIFF_UFUNCS.update({
+    np.floor, np.ceil, np.rint, np.trunc, np.sign, np.signbit, np.floor_divide,
+    np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
+    np.logical_and, np.logical_or, np.logical_xor, np.logical_not,
+    np.isnan, np.isinf, np.isfinite,
+})
+
+
+# -- functions that are elementwise but not ufuncs ----------------------------
+where_rule = Elementwise("where", np.where, (None, lambda c, x, y, ans: (c != 0) * 1.0,
+                                            lambda c, x, y, ans: (c == 0) * 1.0), kernel=False)
+clip_rule = Elementwise("clip", np.clip, (lambda x, lo, hi, ans: (x >= lo) * (x <= hi) * 1.0,
+                                          lambda x, lo, hi, ans: (x < lo) * 1.0,
+                                          lambda x, lo, hi, ans: (x > hi) * (x >= lo) * 1.0),
+                        domain=(WIDE, (-1.5, -0.5), (0.5, 1.5)), kernel=False)
+
+
+def _examples_where(rng):
+    x = rng.standard_normal((3, 4))
+    return (x > 0, x, rng.standard_normal((4,))), {}
+
+
+@register_function(np.where, examples=[_examples_where])
+def where(condition, x=None, y=None):
+    if x is None and y is None:
+        return np.nonzero(np.asarray(condition))  # one-argument form: indices, no derivative
+    return where_rule(_plain(condition), x, y)
+
+
+def _examples_clip(rng):
+    return (rng.standard_normal((3, 4)), -0.5, 0.7), {}
+
+
+@register_function(np.clip, examples=[_examples_clip])
+def clip(a, a_min=None, a_max=None, out=None, **kwargs):
+    if out is not None:
+        raise TypeError("np.clip(..., out=) is not supported for traced arrays")
+    lo = -math.inf if a_min is None else a_min
+    hi = math.inf if a_max is None else a_max
+    return clip_rule(a, lo, hi)
+
+
+def _plain(x):
+    """The primal values of a (possibly traced) non-differentiable argument."""
+    while getattr(x, "_ad_level", None) is not None:
+        x = x._ad_primal()
+    return x

@@ -1,0 +1,262 @@
+"""Reductions and scans: sum, mean, prod, max, min, var, std, cumsum, cumprod, trace.
+
+``sum`` and ``cumsum`` are linear. ``prod``, ``max`` and ``min`` are *weighted*
+reductions: ``d reduce(x) = sum(w * dx)`` with weights ``w`` of x's shape (exclusive
+products for prod; tie-split indicator for max/min). The rest are composites.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .core import Linear, Rule, normalize_axis, register_function, shift_axis
+from .shape import _ex, reshape
+
+_NOVALUE = np._NoValue
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (tuple, list)):
+        return tuple(sorted(normalize_axis(a, ndim) for a in axis))
+    return (normalize_axis(axis, ndim),)
+
+
+def _keep(g, axes, nb, keepdims):
+    """Re-insert reduced axes (size 1) into batched ``g`` so it broadcasts against x."""
+    if keepdims or not axes:
+        return g
+    shape = list(g.shape)
+    for a in axes:
+        shape.insert(a + nb, 1)
+    return g.reshape(shape)
+
+
+def _check_no_extras(name, **extras):
+    for key, value in extras.items():
+        if value is not None and value is not _NOVALUE:
+            raise TypeError(f"np.{name}(..., {key}=) is not supported for traced arrays")
+
+
+# -- sum ----------------------------------------------------------------------
+def _sum_batched(tangents, primals, nb, axis, keepdims):
+    (t,) = tangents
+    return np.sum(t, axis=shift_axis(axis, nb, np.ndim(primals[0])), keepdims=keepdims)
+
+
+def _sum_transpose(argnum, out_bar, primals, nb, axis, keepdims):
+    x_shape = np.shape(primals[0])
+    g = _keep(out_bar, _axes(axis, len(x_shape)), nb, keepdims)
+    return np.broadcast_to(g, out_bar.shape[:nb] + x_shape)
+
+
+sum_rule = Linear("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
+                  _sum_batched, _sum_transpose)
+
+
+def _axis_arg(axis):
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+@register_function(np.sum, examples=[_ex((3, 4)), _ex((3, 4), axis=0), _ex((2, 3, 4), axis=(0, 2), keepdims=True)])
+def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOVALUE, where=_NOVALUE):
+    _check_no_extras("sum", dtype=dtype, out=out, initial=initial, where=where)
+    return sum_rule(a, axis=_axis_arg(axis), keepdims=bool(keepdims) if keepdims is not _NOVALUE else False)
+
+
+@register_function(np.mean, examples=[_ex((3, 4)), _ex((3, 4), axis=1, keepdims=True)])
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=_NOVALUE):
+    _check_no_extras("mean", dtype=dtype, out=out, where=where)
+    count = int(np.prod([np.shape(a)[i] for i in _axes(axis, np.ndim(a))], dtype=np.int64))
+    return sum(a, axis=axis, keepdims=keepdims) / float(count)
+
+
+# -- weighted reductions: prod, max, min ---------------------------------------
+class Weighted(Rule):
+    """``out = reduce(x, axis)`` with ``d out = sum(w * dx, axis)``, ``w = weights(x, out_kept, axes)``."""
+
+    kind = "reduction"
+
+    def __init__(self, name, primal, weights):
+        self.weights = weights
+        super().__init__(name, primal)
+
+    def _w(self, primals, out, axis, keepdims):
+        x = primals[0]
+        axes = _axes(axis, np.ndim(x))
+        return self.weights(x, _keep(out, axes, 0, keepdims), axes), axes
+
+    def jvp(self, primals, tangents, out, nb, static):
+        w, axes = self._w(primals, out, **static)
+        (t,) = tangents
+        return np.sum(w * t, axis=tuple(a + nb for a in axes), keepdims=static["keepdims"])
+
+    def vjp(self, argnum, out_bar, primals, out, nb, static):
+        w, axes = self._w(primals, out, **static)
+        return _keep(out_bar, axes, nb, static["keepdims"]) * w
+
+
+def _extremum_weights(x, out_kept, axes):
+    hit = x == out_kept  # ties share the derivative equally
+    return hit / np.sum(hit, axis=axes, keepdims=True)
+
+
+def _prod_weights(x, out_kept, axes):
+    # w_j = product of all the other elements: exclusive products from both sides,
+    # exact when x has zeros (no division by x)
+    moved = np.moveaxis(x, axes, tuple(range(-len(axes), 0)))
+    lead = moved.shape[:moved.ndim - len(axes)]
+    flat = reshape(moved, lead + (-1,))
+    ones = np.ones(lead + (1,), dtype=getattr(flat, "dtype", float))
+    left = np.concatenate([ones, np.cumprod(flat[..., :-1], axis=-1)], axis=-1)
+    right = np.flip(np.concatenate([ones, np.cumprod(np.flip(flat, axis=-1)[..., :-1], axis=-1)],
+                                   axis=-1), axis=-1)
+    w = reshape(left * right, moved.shape)
+    return np.moveaxis(w, tuple(range(-len(axes), 0)), axes)
+
+
+def _reduce_primal(func):
+    return lambda x, axis, keepdims: func(x, axis=axis, keepdims=keepdims)
+
+
+max_rule = Weighted("max", _reduce_primal(np.max), _extremum_weights)
+min_rule = Weighted("min", _reduce_primal(np.min), _extremum_weights)
+prod_rule = Weighted("prod", _reduce_primal(np.prod), _prod_weights)
+
+
+def _weighted_impl(rule, name):
+    def impl(a, axis=None, out=None, keepdims=False, initial=_NOVALUE, where=_NOVALUE, dtype=None):
+        _check_no_extras(name, out=out, initial=initial, where=where, dtype=dtype)
+        return rule(a, axis=_axis_arg(axis), keepdims=bool(keepdims))
+    impl.__name__ = name
+    return impl
+
+
+_REDUCE_EXAMPLES = [_ex((3, 4)), _ex((3, 4), axis=0), _ex((2, 3, 4), axis=(0, 2), keepdims=True)]
+for _func, _rule in ((np.max, max_rule), (np.amax, max_rule), (np.min, min_rule),
+                     (np.amin, min_rule), (np.prod, prod_rule)):
+    register_function(_func, examples=_REDUCE_EXAMPLES)(_weighted_impl(_rule, _func.__name__))
+
+
+def _index_result(func):
+    """argmax and friends: integer results, no derivative; run on the primal values."""
+    def impl(a, *args, **kwargs):
+        while getattr(a, "_ad_level", None) is not None:
+            a = a._ad_primal()
+        return func(a, *args, **kwargs)
+    return impl
+
+
+for _func in (np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero, np.flatnonzero,
+              np.count_nonzero, np.shape, np.ndim, np.size, np.isclose, np.allclose,
+              np.array_equal, np.argpartition, np.searchsorted, np.any, np.all):
+    register_function(_func)(_index_result(_func))
+
+
+# -- variance and standard deviation ------------------------------------------
+@register_function(np.var, examples=[_ex((3, 4)), _ex((3, 4), axis=0, ddof=1)])
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOVALUE,
+        mean=_NOVALUE, correction=_NOVALUE):
+    _check_no_extras("var", dtype=dtype, out=out, where=where, mean=mean)
+    if correction is not _NOVALUE:
+        ddof = correction
+    axes = _axes(axis, np.ndim(a))
+    count = int(np.prod([np.shape(a)[i] for i in axes], dtype=np.int64))
+    centred = a - _mean_kept(a, axes, count)
+    return sum(centred * centred, axis=axes, keepdims=keepdims) / float(max(count - ddof, 0))
+
+
+def _mean_kept(a, axes, count):
+    return sum(a, axis=axes, keepdims=True) / float(count)
+
+
+@register_function(np.std, examples=[_ex((3, 4)), _ex((3, 4), axis=1, ddof=1)])
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOVALUE,
+        mean=_NOVALUE, correction=_NOVALUE):
+    return np.sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
+                       where=where, mean=mean, correction=correction))
+
+
+@register_function(np.trace, examples=[_ex((3, 3)), _ex((3, 4), 1), _ex((2, 3, 3), 0, 1, 2)])
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    _check_no_extras("trace", dtype=dtype, out=out)
+    return sum(np.diagonal(a, offset, axis1, axis2), axis=-1)
+
+
+# -- scans --------------------------------------------------------------------
+def _cumsum_batched(tangents, primals, nb, axis):
+    (t,) = tangents
+    return np.cumsum(t, axis=axis + nb)
+
+
+def _cumsum_transpose(argnum, out_bar, primals, nb, axis):
+    return np.flip(np.cumsum(np.flip(out_bar, axis + nb), axis=axis + nb), axis + nb)
+
+
+cumsum_rule = Linear("cumsum", lambda x, axis: np.cumsum(x, axis=axis), _cumsum_batched,
+                     _cumsum_transpose)
+
+
+def _scan_args(a, axis, name, dtype, out):
+    _check_no_extras(name, dtype=dtype, out=out)
+    if axis is None:
+        return reshape(a, (-1,)), 0
+    return a, normalize_axis(axis, np.ndim(a))
+
+
+@register_function(np.cumsum, examples=[_ex((5,)), _ex((3, 4), axis=1)])
+def cumsum(a, axis=None, dtype=None, out=None):
+    a, axis = _scan_args(a, axis, "cumsum", dtype, out)
+    return cumsum_rule(a, axis=axis)
+
+
+def _cumprod_jvp(primals, tangents, out, nb, axis):
+    (x,), (t,) = primals, tangents
+    ax = axis + nb
+    if _no_zeros(x):
+        return out * np.cumsum(t / x, axis=ax)
+    # exact recurrence when x has zeros: y'_i = y'_{i-1} x_i + y_{i-1} x'_i
+    n = np.shape(x)[axis]
+    steps, carry = [], None
+    for i in range(n):
+        xi, ti = _take(x, i, axis), _take(t, i, ax)
+        carry = ti if carry is None else carry * xi + _take(out, i - 1, axis) * ti
+        steps.append(carry)
+    return np.stack(steps, axis=ax)
+
+
+def _cumprod_vjp(argnum, out_bar, primals, out, nb, axis):
+    (x,) = primals
+    ax = axis + nb
+    if _no_zeros(x):
+        return np.flip(np.cumsum(np.flip(out_bar * out, ax), axis=ax), ax) / x
+    # transpose of the recurrence, run backwards
+    n = np.shape(x)[axis]
+    grads, carry = [None] * n, None
+    for i in range(n - 1, -1, -1):
+        g = _take(out_bar, i, ax)
+        carry = g if carry is None else g + carry * _take(x, i + 1, axis)
+        grads[i] = carry if i == 0 else carry * _take(out, i - 1, axis)
+    return np.stack(grads, axis=ax)
+
+
+def _take(a, i, axis):
+    return a[(slice(None),) * axis + (i,)]
+
+
+def _no_zeros(x):
+    while getattr(x, "_ad_level", None) is not None:
+        x = x._ad_primal()
+    return bool(np.all(np.asarray(x) != 0))
+
+
+cumprod_rule = Rule("cumprod", lambda x, axis: np.cumprod(x, axis=axis),
+                    jvp=_cumprod_jvp, vjp=_cumprod_vjp)
+
+
+@register_function(np.cumprod, examples=[_ex((5,)), _ex((3, 4), axis=1),
+                                         lambda rng: ((np.array([2.0, 0.0, 3.0, -1.5]),), {})])
+def cumprod(a, axis=None, dtype=None, out=None):
+    a, axis = _scan_args(a, axis, "cumprod", dtype, out)
+    return cumprod_rule(a, axis=axis)
+

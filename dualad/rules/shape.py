@@ -1,0 +1,393 @@
+"""Structural primitives: reshape, transpose, indexing, joining, selecting.
+
+These are linear maps. The hot ones (reshape, transpose, basic indexing,
+broadcast_to) have hand-written batched forms and transposes. Every other op that
+only moves, copies or zeroes elements is a ``Structural`` rule: its derivative is
+derived from an *index map* (the op applied to element numbers), so the JVP is a
+gather and the VJP a scatter-add, and nothing is written twice. The rest are
+composites of these.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .. import kernels
+from .core import Linear, expand_to, normalize_axis, register_function, unbroadcast
+
+
+def _zeros_like_batched(x_shape, nb_shape, like):
+    return np.zeros(tuple(nb_shape) + tuple(x_shape), dtype=getattr(like, "dtype", float))
+
+
+# -- reshape / transpose / broadcast_to ---------------------------------------
+def _reshape_batched(tangents, primals, nb, shape):
+    (t,) = tangents
+    return t.reshape(t.shape[:nb] + _as_shape(shape, primals[0]))
+
+
+def _reshape_transpose(argnum, out_bar, primals, nb, shape):
+    return out_bar.reshape(out_bar.shape[:nb] + np.shape(primals[0]))
+
+
+def _as_shape(shape, x):
+    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    size = int(np.prod(np.shape(x), dtype=np.int64))
+    if -1 in shape:
+        known = int(np.prod([n for n in shape if n != -1], dtype=np.int64))
+        shape = tuple(size // max(known, 1) if n == -1 else n for n in shape)
+    return tuple(int(n) for n in shape)
+
+
+reshape_rule = Linear("reshape", lambda x, shape: np.reshape(x, shape),
+                      _reshape_batched, _reshape_transpose)
+
+
+def _perm(axes, ndim):
+    return tuple(range(ndim))[::-1] if axes is None else tuple(normalize_axis(a, ndim) for a in axes)
+
+
+def _transpose_batched(tangents, primals, nb, axes):
+    (t,) = tangents
+    perm = _perm(axes, np.ndim(primals[0]))
+    return np.transpose(t, tuple(range(nb)) + tuple(a + nb for a in perm))
+
+
+def _transpose_transpose(argnum, out_bar, primals, nb, axes):
+    perm = _perm(axes, np.ndim(primals[0]))
+    inverse = tuple(np.argsort(perm))
+    return np.transpose(out_bar, tuple(range(nb)) + tuple(int(a) + nb for a in inverse))
+
+
+transpose_rule = Linear("transpose", lambda x, axes: np.transpose(x, axes),
+                        _transpose_batched, _transpose_transpose)
+
+
+def _broadcast_batched(tangents, primals, nb, shape):
+    (t,) = tangents
+    t = expand_to(t, nb, len(shape))
+    return np.broadcast_to(t, t.shape[:nb] + tuple(shape))
+
+
+broadcast_to_rule = Linear(
+    "broadcast_to", lambda x, shape: np.broadcast_to(x, shape), _broadcast_batched,
+    lambda argnum, out_bar, primals, nb, shape: unbroadcast(out_bar, np.shape(primals[0]), nb))
+
+
+# -- indexing -----------------------------------------------------------------
+def _is_basic(index) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer)) for i in items)
+
+
+def _prefixed(index, nb):
+    items = index if isinstance(index, tuple) else (index,)
+    return (slice(None),) * nb + items
+
+
+def _getitem_batched(tangents, primals, nb, index):
+    (t,) = tangents
+    if _is_basic(index):
+        return t[_prefixed(index, nb)]
+    flat_index = _flat_index(np.shape(primals[0]), index)
+    return kernels.gather(t.reshape(t.shape[:nb] + (-1,)), flat_index.ravel()).reshape(
+        t.shape[:nb] + flat_index.shape)
+
+
+def _getitem_transpose(argnum, out_bar, primals, nb, index):
+    x_shape = np.shape(primals[0])
+    batch = out_bar.shape[:nb]
+    if _is_basic(index):
+        x_bar = _zeros_like_batched(x_shape, batch, out_bar)
+        x_bar[_prefixed(index, nb)] = out_bar
+        return x_bar
+    flat_index = _flat_index(x_shape, index).ravel()
+    flat = kernels.scatter_add(out_bar.reshape(batch + (-1,)), flat_index,
+                               int(np.prod(x_shape, dtype=np.int64)))
+    return flat.reshape(batch + x_shape)
+
+
+def _flat_index(shape, index):
+    return np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)[index]
+
+
+getitem_rule = Linear("getitem", lambda x, index: x[index], _getitem_batched, _getitem_transpose)
+
+
+def check_index(index):
+    """Indices must be plain integers/booleans/slices: a traced index has no derivative."""
+    items = index if isinstance(index, tuple) else (index,)
+    clean = []
+    for item in items:
+        while getattr(item, "_ad_level", None) is not None:
+            item = item._ad_primal()
+        if isinstance(item, np.ndarray) and item.dtype.kind == "f":
+            raise IndexError("arrays used as indices must be of integer (or boolean) type, "
+                             f"got {item.dtype}")
+        clean.append(item)
+    return tuple(clean) if isinstance(index, tuple) else clean[0]
+
+
+# -- structural ops derived from an index map ---------------------------------
+class Structural(Linear):
+    """An op that only moves, copies or zeroes elements of its inputs.
+
+    The op applied to element numbers ``1..N`` (0 where it inserts zeros) gives
+    the index map; JVP = gather, VJP = scatter-add. ``index_static`` rewrites
+    static arguments for the index computation (e.g. pad's constant to 0).
+    """
+
+    kind = "structural"
+
+    def __init__(self, name: str, primal: Callable, index_static: Callable | None = None):
+        self.index_static = index_static or (lambda static: static)
+        super().__init__(name, primal, self._batched, self._transpose)
+
+    def index_map(self, primals, static):
+        numbers, offset = [], 1
+        for x in primals:
+            shape = np.shape(x)
+            size = int(np.prod(shape, dtype=np.int64))
+            numbers.append(np.arange(offset, offset + size, dtype=np.intp).reshape(shape))
+            offset += size
+        idx = np.asarray(self.primal(*numbers, **self.index_static(static))) - 1
+        return idx, offset - 1
+
+    def _batched(self, tangents, primals, nb, **static):
+        idx, total = self.index_map(primals, static)
+        ref = next(t for t in tangents if t is not None)
+        batch = ref.shape[:nb]
+        parts = [(t if t is not None else _zeros_like_batched(np.shape(x), batch, ref)).reshape(batch + (-1,))
+                 for x, t in zip(primals, tangents)]
+        parts.append(np.zeros(batch + (1,), dtype=ref.dtype))  # index -1 reads this zero
+        flat = np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+        return kernels.gather(flat, idx.ravel()).reshape(batch + idx.shape)
+
+    def _transpose(self, argnum, out_bar, primals, nb, **static):
+        idx, total = self.index_map(primals, static)
+        batch = out_bar.shape[:nb]
+        start = sum(int(np.prod(np.shape(x), dtype=np.int64)) for x in primals[:argnum])
+        shape = np.shape(primals[argnum])
+        size = int(np.prod(shape, dtype=np.int64))
+        flat_idx = idx.ravel()
+        keep = flat_idx >= 0
+        flat_idx = np.where(keep, flat_idx - start, -1)
+        keep &= (flat_idx >= 0) & (flat_idx < size)
+        values = out_bar.reshape(batch + (-1,))
+        if not keep.all():
+            values = values[..., keep]
+            flat_idx = flat_idx[keep]
+        return kernels.scatter_add(values, flat_idx, size).reshape(batch + shape)
+
+
+def _structural(numpy_func, name=None, examples=(), index_static=None, primal=None):
+    rule = Structural(name or numpy_func.__name__, primal or numpy_func, index_static)
+
+    def impl(*args, **kwargs):
+        return rule(*args, **kwargs)
+    impl.__name__ = rule.name
+    register_function(numpy_func, examples=examples)(impl)
+    return rule
+
+
+def _normal(*shape):
+    return lambda rng: rng.standard_normal(shape)
+
+
+def _ex(*arg_makers, **kwargs):
+    """An example: each positional maker is a shape tuple (random normal) or a literal."""
+    def make(rng):
+        args = tuple(rng.standard_normal(a) if isinstance(a, tuple) else a for a in arg_makers)
+        return args, dict(kwargs)
+    return make
+
+
+flip_rule = _structural(np.flip, examples=[_ex((3, 4)), _ex((3, 4), axis=1)])
+roll_rule = _structural(np.roll, examples=[_ex((3, 4), 2), _ex((3, 4), -1, axis=0)])
+tile_rule = _structural(np.tile, examples=[_ex((3,), 2), _ex((2, 3), (2, 1))])
+repeat_rule = _structural(np.repeat, examples=[_ex((3,), 2), _ex((2, 3), [1, 2, 3], axis=1)])
+diag_rule = _structural(np.diag, examples=[_ex((3,)), _ex((3, 3)), _ex((3,), 1)])
+diagonal_rule = _structural(np.diagonal, examples=[_ex((3, 3)), _ex((2, 3, 3), 0, 1, 2)])
+tril_rule = _structural(np.tril, examples=[_ex((3, 3)), _ex((3, 4), -1)])
+triu_rule = _structural(np.triu, examples=[_ex((3, 3)), _ex((3, 4), 1)])
+
+
+def _pad_index_static(static):
+    static = dict(static)
+    if static.get("mode", "constant") == "constant":
+        static.pop("constant_values", None)  # inserted constants carry no derivative
+    return static
+
+
+pad_rule = Structural("pad", np.pad, _pad_index_static)
+
+
+@register_function(np.pad, examples=[_ex((3,), 2), _ex((2, 3), ((1, 0), (2, 1)), constant_values=1.5),
+                                     _ex((4,), 2, mode="reflect")])
+def pad(array, pad_width, mode="constant", **kwargs):
+    return pad_rule(array, pad_width=pad_width, mode=mode, **kwargs)
+
+
+concatenate_rule = Structural("concatenate", lambda *xs, axis=0: np.concatenate(xs, axis=axis))
+
+
+@register_function(np.concatenate, examples=[_ex([np.ones(2), np.arange(3.0)]),
+                                             lambda rng: (([rng.standard_normal((2, 3)),
+                                                            rng.standard_normal((2, 1))],),
+                                                          {"axis": 1})])
+def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    if out is not None or dtype is not None:
+        raise TypeError("np.concatenate(..., out=/dtype=) is not supported for traced arrays")
+    if axis is None:
+        return concatenate_rule(*[np.ravel(a) for a in arrays], axis=0)
+    return concatenate_rule(*arrays, axis=axis)
+
+
+# -- composites: written with the primitives above -----------------------------
+@register_function(np.reshape, examples=[_ex((3, 4), (4, 3)), _ex((3, 4), -1)])
+def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
+    if order != "C":
+        raise TypeError("only order='C' reshapes are differentiable in dualad/reversead")
+    return reshape_rule(a, shape=_as_shape(shape if shape is not None else newshape, a))
+
+
+@register_function(np.transpose, examples=[_ex((3, 4)), _ex((2, 3, 4), (1, 2, 0))])
+def transpose(a, axes=None):
+    return transpose_rule(a, axes=None if axes is None else tuple(axes))
+
+
+@register_function(np.broadcast_to, examples=[_ex((3, 1), (2, 3, 4))])
+def broadcast_to(array, shape, subok=False):
+    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    return broadcast_to_rule(array, shape=shape)
+
+
+@register_function(np.ravel, examples=[_ex((3, 4))])
+def ravel(a, order="C"):
+    return reshape(a, -1, order=order)
+
+
+@register_function(np.swapaxes, examples=[_ex((2, 3, 4), 0, 2)])
+def swapaxes(a, axis1, axis2):
+    perm = list(range(np.ndim(a)))
+    i, j = normalize_axis(axis1, len(perm)), normalize_axis(axis2, len(perm))
+    perm[i], perm[j] = perm[j], perm[i]
+    return transpose(a, perm)
+
+
+@register_function(np.moveaxis, examples=[_ex((2, 3, 4), 0, -1)])
+def moveaxis(a, source, destination):
+    ndim = np.ndim(a)
+    src = [normalize_axis(s, ndim) for s in np.atleast_1d(source)]
+    dst = [normalize_axis(d, ndim) for d in np.atleast_1d(destination)]
+    if len(src) != len(dst):
+        raise ValueError("`source` and `destination` arguments must have the same number of elements")
+    perm = [n for n in range(ndim) if n not in src]
+    for d, s in sorted(zip(dst, src)):
+        perm.insert(d, s)
+    return transpose(a, perm)
+
+
+@register_function(np.squeeze, examples=[_ex((3, 1, 4)), _ex((1, 3, 1), axis=0)])
+def squeeze(a, axis=None):
+    return reshape(a, np.squeeze(np.empty(np.shape(a), dtype=np.int8), axis=axis).shape)
+
+
+@register_function(np.expand_dims, examples=[_ex((3, 4), 1), _ex((3,), (0, 2))])
+def expand_dims(a, axis):
+    return reshape(a, np.expand_dims(np.empty(np.shape(a), dtype=np.int8), axis).shape)
+
+
+@register_function(np.stack, examples=[_ex([np.ones(3), np.arange(3.0)]),
+                                       lambda rng: (([rng.standard_normal((2, 3))] * 2,), {"axis": 2})])
+def stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    arrays = list(arrays)
+    if not arrays:
+        raise ValueError("need at least one array to stack")
+    shapes = {np.shape(a) for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"all input arrays must have the same shape, got {sorted(shapes)}")
+    axis = normalize_axis(axis, np.ndim(arrays[0]) + 1)
+    return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, out=out, dtype=dtype)
+
+
+@register_function(np.hstack, examples=[_ex([np.ones(2), np.arange(3.0)])])
+def hstack(tup, *, dtype=None, casting="same_kind"):
+    arrays = [atleast_1d(a) for a in tup]
+    return concatenate(arrays, axis=0 if np.ndim(arrays[0]) == 1 else 1, dtype=dtype)
+
+
+@register_function(np.vstack, examples=[_ex([np.ones(3), np.arange(3.0)])])
+def vstack(tup, *, dtype=None, casting="same_kind"):
+    return concatenate([atleast_2d(a) for a in tup], axis=0, dtype=dtype)
+
+
+@register_function(np.atleast_1d, examples=[_ex(())])
+def atleast_1d(*arys):
+    res = [a if np.ndim(a) >= 1 else reshape(a, (1,)) for a in arys]
+    return res[0] if len(res) == 1 else res
+
+
+@register_function(np.atleast_2d, examples=[_ex((3,))])
+def atleast_2d(*arys):
+    res = [a if np.ndim(a) >= 2 else reshape(a, (1,) * (2 - np.ndim(a)) + np.shape(a)) for a in arys]
+    return res[0] if len(res) == 1 else res
+
+
+@register_function(np.split, examples=[_ex((6, 2), 3), _ex((5,), [1, 3])])
+def split(ary, indices_or_sections, axis=0):
+    axis = normalize_axis(axis, np.ndim(ary))
+    n = np.shape(ary)[axis]
+    pieces = np.split(np.arange(n), indices_or_sections)  # validates like NumPy
+    out = []
+    for piece in pieces:
+        start = int(piece[0]) if len(piece) else n
+        index = (slice(None),) * axis + (slice(start, start + len(piece)),)
+        out.append(ary[index])
+    return out
+
+
+# -- assignment: x[index] = v as a pure function of (x, v) ---------------------
+def _setitem_primal(x, v, index):
+    if getattr(v, "_ad_level", None) is not None and getattr(x, "_ad_level", None) is None:
+        x = v._ad_lift(x)  # a constant x receiving a traced v becomes traced (zero derivative)
+    out = x.copy()
+    out[index] = v
+    return out
+
+
+def _check_unique(shape, index):
+    if not _is_basic(index):
+        positions = _flat_index(shape, index).ravel()
+        if np.unique(positions).size != positions.size:
+            raise IndexError("assignment x[index] = v with repeated indices keeps only the last value; "
+                             "its derivative is ambiguous, so dualad/reversead refuse it (use "
+                             "np.add.at-style accumulation or unique indices)")
+
+
+def _setitem_batched(tangents, primals, nb, index):
+    tx, tv = tangents
+    x, v = primals
+    _check_unique(np.shape(x), index)
+    ref = tx if tx is not None else tv
+    if tx is None:
+        out_t = np.zeros(ref.shape[:nb] + np.shape(x), dtype=getattr(x, "dtype", ref.dtype))
+    else:
+        out_t = tx.copy()
+    selected_ndim = np.ndim(np.empty(np.shape(x), dtype=np.int8)[index])
+    out_t[_prefixed(index, nb)] = 0 if tv is None else expand_to(tv, nb, selected_ndim)
+    return out_t
+
+
+def _setitem_transpose(argnum, out_bar, primals, nb, index):
+    x, v = primals
+    if argnum == 0:
+        g = out_bar.copy()
+        g[_prefixed(index, nb)] = 0
+        return g
+    _check_unique(np.shape(x), index)
+    return unbroadcast(out_bar[_prefixed(index, nb)], np.shape(v), nb)
+
+
+setitem_rule = Linear("setitem", _setitem_primal, _setitem_batched, _setitem_transpose)
