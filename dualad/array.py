@@ -12,13 +12,12 @@ import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from . import forward
-from .errors import DerivativeDropError, MissingRuleError, ShapeError
-from .rules import FUNCTION_IMPLS, NONDIFF_UFUNCS, UFUNC_RULES, strip
+from .errors import DerivativeDropError, ShapeError
+from .rules import strip
+from .rules.dispatch import array_function, array_ufunc
 from .rules.shape import check_index, getitem_rule, setitem_rule
 from .rules.reductions import cumprod as _cumprod_impl  # noqa: F401  (registers scans)
 
-_REDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}
-_ACCUMULATE = {np.add: np.cumsum, np.multiply: np.cumprod}
 
 
 def as_float_array(x: Any, what: str = "input") -> np.ndarray:
@@ -170,10 +169,10 @@ class DualArray(NDArrayOperatorsMixin):
 
     # -- NumPy dispatch --
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        return array_ufunc(ufunc, method, inputs, kwargs)
+        return array_ufunc(ufunc, method, inputs, kwargs, "dualad")
 
     def __array_function__(self, func, types, args, kwargs):
-        return array_function(func, args, kwargs)
+        return array_function(func, args, kwargs, "dualad")
 
     # -- indexing --
     def __getitem__(self, index):
@@ -271,60 +270,6 @@ def _copy(x):
     return x.copy()
 
 
-def _strip_out(kwargs, name):
-    out = kwargs.pop("out", None)
-    if out is not None:
-        out = out if isinstance(out, tuple) else (out,)
-        if len(out) != 1 or not getattr(out[0], "_ad_forward", False) and not hasattr(out[0], "_ad_level"):
-            raise TypeError(f"{name}(..., out=) needs a traced output array (DualArray/Tensor) to "
-                            "hold the derivative; drop out= or pass one")
-        out = out[0]
-    for key in ("where", "dtype", "casting", "order", "subok", "signature"):
-        value = kwargs.pop(key, None)
-        if key == "where" and value is not None and value is not True:
-            raise TypeError(f"{name}(..., where=) is not supported for traced arrays")
-        if key == "dtype" and value is not None:
-            raise TypeError(f"{name}(..., dtype=) is not supported for traced arrays")
-    return out
-
-
-def array_ufunc(ufunc, method, inputs, kwargs):
-    """``__array_ufunc__`` for every traced type: look up the ufunc's rule and bind it."""
-    name = f"np.{ufunc.__name__}"
-    if method == "__call__":
-        out = _strip_out(kwargs, name)
-        if kwargs:
-            raise TypeError(f"{name}: unsupported keyword arguments {sorted(kwargs)} for traced arrays")
-        if ufunc in NONDIFF_UFUNCS:
-            result = ufunc(*[strip(x) for x in inputs])
-        else:
-            rule = UFUNC_RULES.get(ufunc)
-            if rule is None:
-                raise MissingRuleError(f"{name} is not differentiable by dualad yet: no rule in "
-                                       "dualad/rules (add one there, or call it on .primal/.data)")
-            result = rule(*inputs)
-        if out is not None:
-            out[...] = result
-            return out
-        return result
-    if method == "reduce" and ufunc in _REDUCE:
-        _strip_out(kwargs, name)
-        return _REDUCE[ufunc](inputs[0], **kwargs)
-    if method == "accumulate" and ufunc in _ACCUMULATE:
-        return _ACCUMULATE[ufunc](inputs[0], **kwargs)
-    raise MissingRuleError(f"{name}.{method} is not differentiable by dualad yet "
-                           "(supported: calls, add/multiply/maximum/minimum.reduce, add/multiply.accumulate)")
-
-
-def array_function(func, args, kwargs):
-    """``__array_function__`` for every traced type: the table's implementation or a clear error."""
-    impl = FUNCTION_IMPLS.get(func)
-    if impl is None:
-        module = getattr(func, "__module__", "numpy") or "numpy"
-        prefix = "np." + ("linalg." if "linalg" in module else "fft." if "fft" in module else "")
-        raise MissingRuleError(f"{prefix}{func.__name__} is not differentiable by dualad yet: no rule "
-                               "in dualad/rules (add one there, or call it on .primal/.data)")
-    return impl(*args, **kwargs)
 
 
 forward.DualArray = DualArray

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import forward
-from .array import array_function, array_ufunc, as_float_array
+from .array import as_float_array
+from .rules.dispatch import array_function, array_ufunc
 from .errors import DerivativeDropError
 from .rules import strip
 from .rules import elementwise as ew
@@ -146,10 +147,10 @@ class Dual:
 
     # -- NumPy dispatch: np.sin(d) etc. --
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        return array_ufunc(ufunc, method, inputs, kwargs)
+        return array_ufunc(ufunc, method, inputs, kwargs, "dualad")
 
     def __array_function__(self, func, types, args, kwargs):
-        return array_function(func, args, kwargs)
+        return array_function(func, args, kwargs, "dualad")
 
     @property
     def shape(self) -> tuple:

@@ -7,14 +7,8 @@ fills the registries in ``core``.
 from . import contractions, elementwise, linalg, reductions, shape  # noqa: F401  (fill the table)
 from .core import (EXAMPLES, FUNCTION_IMPLS, NONDIFF_UFUNCS, RULES, UFUNC_RULES, Elementwise,
                    Linear, Rule, register_function)
-
-
-def strip(x):
-    """The plain value under any number of traced layers (no derivative)."""
-    while getattr(x, "_ad_level", None) is not None:
-        x = x._ad_primal()
-    return x
+from .dispatch import array_function, array_ufunc, strip
 
 
 __all__ = ["EXAMPLES", "FUNCTION_IMPLS", "NONDIFF_UFUNCS", "RULES", "UFUNC_RULES", "Elementwise",
-           "Linear", "Rule", "register_function", "strip"]
+           "Linear", "Rule", "array_function", "array_ufunc", "register_function", "strip"]

@@ -166,6 +166,13 @@ class Rule:
             return self.primal(*xs, **static)
         return type(top)._ad_apply(self, xs, static)
 
+    def saved_for(self, argnum: int) -> tuple[frozenset | None, bool]:
+        """Which primal inputs (indices; None = all) and whether the output the VJP for ``argnum`` reads.
+
+        The reverse mode saves only these, so the tape holds no value it never uses.
+        """
+        return None, True
+
     # forward: tangents[i] is None for constants; batched with nb leading axes
     def jvp(self, primals, tangents, out, nb: int, static: dict):
         return self._jvp(primals, tangents, out, nb, **static)
@@ -192,10 +199,23 @@ class Elementwise(Rule):
             partials = (partials,)
         self.partials = partials
         self.nin = len(partials)
+        self._saved_cache: dict = {}
         self.domain = domain if domain is not None else ((-2.0, 2.0),) * self.nin
         self.kernel = kernel
         super().__init__(name, primal,
                          nondiff_argnums=[i for i, p in enumerate(partials) if p is None])
+
+    def saved_for(self, argnum):
+        cached = self._saved_cache.get(argnum)
+        if cached is None:
+            p = self.partials[argnum]
+            if isinstance(p, (int, float)):
+                cached = frozenset(), False
+            else:
+                used = _loaded_arguments(p)
+                cached = frozenset(i for i in used if i < self.nin), self.nin in used
+            self._saved_cache[argnum] = cached
+        return cached
 
     def partial(self, i, primals, out):
         p = self.partials[i]
@@ -219,6 +239,21 @@ class Elementwise(Rule):
         return match_dtype(unbroadcast(g, shape_of(primals[argnum]), nb), primals[argnum])
 
 
+def _loaded_arguments(fn) -> set:
+    """Positions of ``fn``'s parameters that its bytecode reads (all of them if unsure)."""
+    import dis
+
+    code = fn.__code__
+    params = code.co_varnames[:code.co_argcount]
+    if code.co_cellvars:
+        return set(range(len(params)))
+    names = set()
+    for ins in dis.get_instructions(fn):
+        if ins.opname.startswith("LOAD_FAST"):
+            names.update(ins.argval if isinstance(ins.argval, tuple) else (ins.argval,))
+    return {i for i, name in enumerate(params) if name in names}
+
+
 class Linear(Rule):
     """A primitive linear in its inputs: the JVP applies the op to the tangents.
 
@@ -232,6 +267,9 @@ class Linear(Rule):
         self.batched = batched
         self.transpose = transpose
         super().__init__(name, primal, nondiff_argnums=nondiff_argnums)
+
+    def saved_for(self, argnum):
+        return frozenset(), False  # a linear map's transpose needs only shapes
 
     def jvp(self, primals, tangents, out, nb, static):
         return self.batched(tangents, primals, nb, **static)

@@ -64,11 +64,26 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOVALUE, wh
     return sum_rule(a, axis=_axis_arg(axis), keepdims=bool(keepdims) if keepdims is not _NOVALUE else False)
 
 
+def _count(shape, axis):
+    return float(np.prod([shape[i] for i in _axes(axis, len(shape))], dtype=np.int64))
+
+
+def _mean_batched(tangents, primals, nb, axis, keepdims):
+    return _sum_batched(tangents, primals, nb, axis, keepdims) / _count(np.shape(primals[0]), axis)
+
+
+def _mean_transpose(argnum, out_bar, primals, nb, axis, keepdims):
+    return _sum_transpose(argnum, out_bar, primals, nb, axis, keepdims) / _count(np.shape(primals[0]), axis)
+
+
+mean_rule = Linear("mean", lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
+                   _mean_batched, _mean_transpose)
+
+
 @register_function(np.mean, examples=[_ex((3, 4)), _ex((3, 4), axis=1, keepdims=True)])
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=_NOVALUE):
     _check_no_extras("mean", dtype=dtype, out=out, where=where)
-    count = int(np.prod([np.shape(a)[i] for i in _axes(axis, np.ndim(a))], dtype=np.int64))
-    return sum(a, axis=axis, keepdims=keepdims) / float(count)
+    return mean_rule(a, axis=_axis_arg(axis), keepdims=bool(keepdims) if keepdims is not _NOVALUE else False)
 
 
 # -- weighted reductions: prod, max, min ---------------------------------------
@@ -80,6 +95,9 @@ class Weighted(Rule):
     def __init__(self, name, primal, weights):
         self.weights = weights
         super().__init__(name, primal)
+
+    def saved_for(self, argnum):
+        return frozenset({0}), True
 
     def _w(self, primals, out, axis, keepdims):
         x = primals[0]
@@ -98,7 +116,8 @@ class Weighted(Rule):
 
 def _extremum_weights(x, out_kept, axes):
     hit = x == out_kept  # ties share the derivative equally
-    return hit / np.sum(hit, axis=axes, keepdims=True)
+    w = hit / np.sum(hit, axis=axes, keepdims=True)
+    return w.astype(_strip(x).dtype, copy=False)  # float32 stays float32
 
 
 def _prod_weights(x, out_kept, axes):
@@ -138,12 +157,17 @@ for _func, _rule in ((np.max, max_rule), (np.amax, max_rule), (np.min, min_rule)
     register_function(_func, examples=_REDUCE_EXAMPLES)(_weighted_impl(_rule, _func.__name__))
 
 
+def _strip(x):
+    while getattr(x, "_ad_level", None) is not None:
+        x = x._ad_primal()
+    return x
+
+
 def _index_result(func):
     """argmax and friends: integer results, no derivative; run on the primal values."""
-    def impl(a, *args, **kwargs):
-        while getattr(a, "_ad_level", None) is not None:
-            a = a._ad_primal()
-        return func(a, *args, **kwargs)
+    def impl(*args, **kwargs):
+        # every argument, not just the first: np.isclose(x, dual) must not dispatch again
+        return func(*[_strip(a) for a in args], **{k: _strip(v) for k, v in kwargs.items()})
     return impl
 
 

@@ -9,6 +9,7 @@ composites of these.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import numpy as np
@@ -19,6 +20,22 @@ from .core import Linear, expand_to, normalize_axis, register_function, unbroadc
 
 def _zeros_like_batched(x_shape, nb_shape, like):
     return np.zeros(tuple(nb_shape) + tuple(x_shape), dtype=getattr(like, "dtype", float))
+
+
+# -- gather / scatter-add along the last axis (each the other's transpose) ----
+def _traced(x) -> bool:
+    return getattr(x, "_ad_level", None) is not None
+
+
+gather_rule = Linear(
+    "gather", lambda flat, index: kernels.gather(flat, index),
+    lambda tangents, primals, nb, index: gather_rule(tangents[0], index=index),
+    lambda argnum, out_bar, primals, nb, index: scatter_rule(out_bar, index=index,
+                                                             size=np.shape(primals[0])[-1]))
+scatter_rule = Linear(
+    "scatter_add", lambda values, index, size: kernels.scatter_add(values, index, size),
+    lambda tangents, primals, nb, index, size: scatter_rule(tangents[0], index=index, size=size),
+    lambda argnum, out_bar, primals, nb, index, size: gather_rule(out_bar, index=index))
 
 
 # -- reshape / transpose / broadcast_to ---------------------------------------
@@ -91,7 +108,7 @@ def _getitem_batched(tangents, primals, nb, index):
     if _is_basic(index):
         return t[_prefixed(index, nb)]
     flat_index = _flat_index(np.shape(primals[0]), index)
-    return kernels.gather(t.reshape(t.shape[:nb] + (-1,)), flat_index.ravel()).reshape(
+    return gather_rule(t.reshape(t.shape[:nb] + (-1,)), index=flat_index.ravel()).reshape(
         t.shape[:nb] + flat_index.shape)
 
 
@@ -100,11 +117,13 @@ def _getitem_transpose(argnum, out_bar, primals, nb, index):
     batch = out_bar.shape[:nb]
     if _is_basic(index):
         x_bar = _zeros_like_batched(x_shape, batch, out_bar)
+        if _traced(out_bar):
+            return setitem_rule(x_bar, out_bar, index=_prefixed(index, nb))
         x_bar[_prefixed(index, nb)] = out_bar
         return x_bar
     flat_index = _flat_index(x_shape, index).ravel()
-    flat = kernels.scatter_add(out_bar.reshape(batch + (-1,)), flat_index,
-                               int(np.prod(x_shape, dtype=np.int64)))
+    flat = scatter_rule(out_bar.reshape(batch + (-1,)), index=flat_index,
+                        size=int(np.prod(x_shape, dtype=np.int64)))
     return flat.reshape(batch + x_shape)
 
 
@@ -162,7 +181,7 @@ class Structural(Linear):
                  for x, t in zip(primals, tangents)]
         parts.append(np.zeros(batch + (1,), dtype=ref.dtype))  # index -1 reads this zero
         flat = np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
-        return kernels.gather(flat, idx.ravel()).reshape(batch + idx.shape)
+        return gather_rule(flat, index=idx.ravel()).reshape(batch + idx.shape)
 
     def _transpose(self, argnum, out_bar, primals, nb, **static):
         idx, total = self.index_map(primals, static)
@@ -178,14 +197,18 @@ class Structural(Linear):
         if not keep.all():
             values = values[..., keep]
             flat_idx = flat_idx[keep]
-        return kernels.scatter_add(values, flat_idx, size).reshape(batch + shape)
+        return scatter_rule(values, index=flat_idx, size=size).reshape(batch + shape)
 
 
 def _structural(numpy_func, name=None, examples=(), index_static=None, primal=None):
     rule = Structural(name or numpy_func.__name__, primal or numpy_func, index_static)
+    signature = inspect.signature(numpy_func)
 
     def impl(*args, **kwargs):
-        return rule(*args, **kwargs)
+        # only the array is an input; shift/reps/k/axis... are static, even when positional
+        bound = signature.bind(*args, **kwargs)
+        array, *rest = bound.arguments.values()
+        return rule(array, **dict(zip(list(bound.arguments)[1:], rest)))
     impl.__name__ = rule.name
     register_function(numpy_func, examples=examples)(impl)
     return rule
@@ -196,7 +219,10 @@ def _normal(*shape):
 
 
 def _ex(*arg_makers, **kwargs):
-    """An example: each positional maker is a shape tuple (random normal) or a literal."""
+    """An example: each positional maker is a shape tuple (random normal) or a literal.
+
+    Write static tuples (shapes, axes, reps, pad widths) as lists: a tuple means an array.
+    """
     def make(rng):
         args = tuple(rng.standard_normal(a) if isinstance(a, tuple) else a for a in arg_makers)
         return args, dict(kwargs)
@@ -205,7 +231,7 @@ def _ex(*arg_makers, **kwargs):
 
 flip_rule = _structural(np.flip, examples=[_ex((3, 4)), _ex((3, 4), axis=1)])
 roll_rule = _structural(np.roll, examples=[_ex((3, 4), 2), _ex((3, 4), -1, axis=0)])
-tile_rule = _structural(np.tile, examples=[_ex((3,), 2), _ex((2, 3), (2, 1))])
+tile_rule = _structural(np.tile, examples=[_ex((3,), 2), _ex((2, 3), [2, 1])])
 repeat_rule = _structural(np.repeat, examples=[_ex((3,), 2), _ex((2, 3), [1, 2, 3], axis=1)])
 diag_rule = _structural(np.diag, examples=[_ex((3,)), _ex((3, 3)), _ex((3,), 1)])
 diagonal_rule = _structural(np.diagonal, examples=[_ex((3, 3)), _ex((2, 3, 3), 0, 1, 2)])
@@ -223,7 +249,7 @@ def _pad_index_static(static):
 pad_rule = Structural("pad", np.pad, _pad_index_static)
 
 
-@register_function(np.pad, examples=[_ex((3,), 2), _ex((2, 3), ((1, 0), (2, 1)), constant_values=1.5),
+@register_function(np.pad, examples=[_ex((3,), 2), _ex((2, 3), [[1, 0], [2, 1]], constant_values=1.5),
                                      _ex((4,), 2, mode="reflect")])
 def pad(array, pad_width, mode="constant", **kwargs):
     return pad_rule(array, pad_width=pad_width, mode=mode, **kwargs)
@@ -245,19 +271,19 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
 
 
 # -- composites: written with the primitives above -----------------------------
-@register_function(np.reshape, examples=[_ex((3, 4), (4, 3)), _ex((3, 4), -1)])
+@register_function(np.reshape, examples=[_ex((3, 4), [4, 3]), _ex((3, 4), -1)])
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     if order != "C":
         raise TypeError("only order='C' reshapes are differentiable in dualad/reversead")
     return reshape_rule(a, shape=_as_shape(shape if shape is not None else newshape, a))
 
 
-@register_function(np.transpose, examples=[_ex((3, 4)), _ex((2, 3, 4), (1, 2, 0))])
+@register_function(np.transpose, examples=[_ex((3, 4)), _ex((2, 3, 4), [1, 2, 0])])
 def transpose(a, axes=None):
     return transpose_rule(a, axes=None if axes is None else tuple(axes))
 
 
-@register_function(np.broadcast_to, examples=[_ex((3, 1), (2, 3, 4))])
+@register_function(np.broadcast_to, examples=[_ex((3, 1), [2, 3, 4])])
 def broadcast_to(array, shape, subok=False):
     shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
     return broadcast_to_rule(array, shape=shape)
@@ -294,7 +320,7 @@ def squeeze(a, axis=None):
     return reshape(a, np.squeeze(np.empty(np.shape(a), dtype=np.int8), axis=axis).shape)
 
 
-@register_function(np.expand_dims, examples=[_ex((3, 4), 1), _ex((3,), (0, 2))])
+@register_function(np.expand_dims, examples=[_ex((3, 4), 1), _ex((3,), [0, 2])])
 def expand_dims(a, axis):
     return reshape(a, np.expand_dims(np.empty(np.shape(a), dtype=np.int8), axis).shape)
 

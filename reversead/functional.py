@@ -1,0 +1,235 @@
+"""Functional reverse mode on plain NumPy functions: vjp, gradient, jacobian, hessian, hvp.
+
+Same input conventions as ``dualad``: ``x`` is a float, an array, or a tuple/list
+of those (then ``f(*x)``); results follow ``x``'s structure.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from dualad.array import DualArray, as_float_array
+from dualad.errors import NonNumericError, ShapeError
+from dualad.rules import strip
+
+from .graph import run_backward
+from .tensor import Tensor
+
+#: ``jacobian`` batches at most this many bytes of cotangents per backward pass.
+COTANGENT_BUDGET = 32 * 2**20
+
+
+def _leaves(x):
+    if isinstance(x, (tuple, list)):
+        if not x:
+            raise ValueError("no inputs to differentiate with respect to (empty tuple/list)")
+        return [_leaf(v, f"x[{i}]") for i, v in enumerate(x)], True
+    return [_leaf(x, "x")], False
+
+
+def _leaf(v, name):
+    if isinstance(v, DualArray) or getattr(v, "_ad_forward", False):
+        return v if isinstance(v, DualArray) else DualArray._make(np.asarray(v.primal), np.reshape(v.tangent, (-1,)), v.tag)
+    if isinstance(v, Tensor):
+        v = v.data
+    if isinstance(v, (dict, set, str, bytes)) or v is None:
+        raise NonNumericError(f"{name} must be a float or a real array, got {type(v).__name__}")
+    return as_float_array(v, name)
+
+
+def _track(leaves):
+    return [Tensor._make(v, True, None) for v in leaves]
+
+
+def _call(f, tensors, unpack):
+    return f(*tensors) if unpack else f(tensors[0])
+
+
+def _outputs(out):
+    """Flatten f's output into a list of leaves plus a function rebuilding the structure."""
+    if isinstance(out, (tuple, list)):
+        items = [_outputs(o) for o in out]
+        flat = [leaf for leaves, _ in items for leaf in leaves]
+
+        def rebuild(values, items=items, kind=type(out)):
+            res, i = [], 0
+            for leaves, build in items:
+                res.append(build(values[i:i + len(leaves)]))
+                i += len(leaves)
+            return kind(res)
+        return flat, rebuild
+    if isinstance(out, dict):
+        keys = list(out)
+        flat_items = [_outputs(out[k]) for k in keys]
+        flat = [leaf for leaves, _ in flat_items for leaf in leaves]
+
+        def rebuild_dict(values):
+            res, i = {}, 0
+            for key, (leaves, build) in zip(keys, flat_items):
+                res[key] = build(values[i:i + len(leaves)])
+                i += len(leaves)
+            return res
+        return flat, rebuild_dict
+    if not isinstance(out, Tensor):
+        if isinstance(out, (str, bytes)) or out is None or (isinstance(out, np.ndarray) and out.dtype == object):
+            raise NonNumericError(f"f must return numbers, arrays or Tensors (or tuples/lists/dicts of "
+                                  f"them); got {type(out).__name__}")
+        out = Tensor._make(out if getattr(out, "_ad_level", None) is not None else as_float_array(out, "output"),
+                           False, None)
+    return [out], lambda values: values[0]
+
+
+def _grads_or_zeros(tensors, grads, batch=()):
+    res = []
+    for t, g in zip(tensors, grads):
+        if g is None:
+            res.append(np.zeros(tuple(batch) + t.shape, dtype=strip(t.data).dtype))
+        elif isinstance(g, np.ndarray) and (g.base is not None or not g.flags.writeable):
+            res.append(np.array(g))
+        else:
+            res.append(g)
+    return res
+
+
+def vjp(f: Callable, x: Any, u: Any):
+    """Vector-Jacobian product in one forward and one backward pass: ``(f(x), uᵀ J_f(x))``.
+
+    ``u`` has the structure and shapes of ``f(x)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y, g = vjp(lambda x: x ** 2, np.array([1.0, 2.0]), np.array([1.0, 1.0]))
+    >>> g
+    array([2., 4.])
+    """
+    leaves, unpack = _leaves(x)
+    tensors = _track(leaves)
+    outs, rebuild = _outputs(_call(f, tensors, unpack))
+    us, _ = _outputs(u) if isinstance(u, (tuple, list, dict)) else ([u], None)
+    if len(us) != len(outs):
+        raise ShapeError(f"vjp: u has {len(us)} parts but f returned {len(outs)} outputs")
+    roots, root_grads = [], []
+    for i, (o, ui) in enumerate(zip(outs, us)):
+        ui = ui.data if isinstance(ui, Tensor) else ui
+        if tuple(np.shape(ui)) != o.shape:
+            raise ShapeError(f"vjp: cotangent u{'' if len(us) == 1 else f'[{i}]'} has shape "
+                             f"{tuple(np.shape(ui))} but f(x){'' if len(us) == 1 else f'[{i}]'} has shape {o.shape}")
+        if o.requires_grad:
+            roots.append(o)
+            root_grads.append(ui if getattr(ui, "_ad_level", None) is not None
+                              else np.asarray(ui, dtype=strip(o.data).dtype))
+    grads = run_backward(roots, root_grads, retain_graph=False, create_graph=False,
+                         inputs=tensors) if roots else [None] * len(tensors)
+    grads = _grads_or_zeros(tensors, grads)
+    return rebuild([o.data for o in outs]), (tuple(grads) if unpack else grads[0])
+
+
+def gradient(f: Callable, x: Any):
+    """Gradient of a scalar ``f: R^n -> R`` with ``x``'s shape, in one backward pass.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gradient(lambda x: np.sum(x ** 2), np.array([1.0, 2.0, 3.0]))
+    array([2., 4., 6.])
+    """
+    leaves, unpack = _leaves(x)
+    tensors = _track(leaves)
+    out = _call(f, tensors, unpack)
+    if isinstance(out, (tuple, list, dict)) or np.ndim(strip(out.data if isinstance(out, Tensor) else out)) != 0:
+        shape = type(out).__name__ if isinstance(out, (tuple, list, dict)) else \
+            f"shape {tuple(np.shape(strip(out.data if isinstance(out, Tensor) else out)))}"
+        raise ShapeError(f"gradient needs f to return a scalar, but f returned {shape}; "
+                         "use jacobian for vector-valued functions")
+    (out,), _ = _outputs(out)
+    grads = [None] * len(tensors)
+    if out.requires_grad:
+        grads = run_backward([out], [np.ones((), dtype=strip(out.data).dtype)], retain_graph=False,
+                             create_graph=False, inputs=tensors)
+    grads = _grads_or_zeros(tensors, grads)
+    return tuple(grads) if unpack else grads[0]
+
+
+def jacobian(f: Callable, x: Any, chunk: int | None = None):
+    """Jacobian by reverse mode: rows in batches, each batch one backward pass.
+
+    All m rows go through the tape together as a leading batch axis on the
+    cotangents (the mirror of dualad's k tangents), in chunks of ``chunk`` rows
+    (None: as many as fit ``COTANGENT_BUDGET`` bytes). Shape ``f(x).shape + x.shape``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> jacobian(lambda x: A @ x, np.ones(2))
+    array([[1., 2.],
+           [3., 4.]])
+    """
+    leaves, unpack = _leaves(x)
+    tensors = _track(leaves)
+    outs, rebuild = _outputs(_call(f, tensors, unpack))
+    n = sum(t.size for t in tensors)
+    itemsize = max(np.dtype(strip(t.data).dtype).itemsize for t in tensors)
+    results = []
+    for oi, out in enumerate(outs):
+        m = out.size
+        rows = chunk if chunk is not None else max(1, COTANGENT_BUDGET // max(1, itemsize * max(n, 1)))
+        if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 1:
+            raise ValueError(f"chunk must be a positive integer or None, got {chunk!r}")
+        parts = []
+        dtype = strip(out.data).dtype
+        for start in range(0, max(m, 1), rows):
+            b = min(rows, m - start)
+            if not out.requires_grad or b <= 0:
+                parts.append(_grads_or_zeros(tensors, [None] * len(tensors), (max(b, 0),)))
+                continue
+            cot = np.zeros((b, m), dtype=dtype)
+            cot[np.arange(b), start + np.arange(b)] = 1
+            last = oi == len(outs) - 1 and start + b >= m
+            grads = run_backward([out], [cot.reshape((b,) + out.shape)], retain_graph=not last,
+                                 create_graph=False, inputs=tensors, nb=1)
+            parts.append(_grads_or_zeros(tensors, grads, (b,)))
+        blocks = []
+        for i, t in enumerate(tensors):
+            stacked = parts[0][i] if len(parts) == 1 else np.concatenate([p[i] for p in parts], axis=0)
+            blocks.append(np.reshape(stacked, out.shape + t.shape))
+        results.append(tuple(blocks) if unpack else blocks[0])
+    return rebuild(results)
+
+
+def hessian(f: Callable, x: Any):
+    """Hessian of a scalar ``f`` by forward-over-reverse: dualad's duals flow through the tape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rosen = lambda v: (1 - v[0]) ** 2 + 100 * (v[1] - v[0] ** 2) ** 2
+    >>> hessian(rosen, np.array([1.0, 1.0]))
+    array([[ 802., -400.],
+           [-400.,  200.]])
+    """
+    import dualad
+    leaves, unpack = _leaves(x)
+    return dualad.jacobian(lambda *a: gradient(f, tuple(a) if unpack else a[0]),
+                           tuple(leaves) if unpack else leaves[0])
+
+
+def hvp(f: Callable, x: Any, v: Any):
+    """Hessian-vector product ``H(x) · v`` (forward-over-reverse), one pass, no Hessian formed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> hvp(lambda x: np.sum(x ** 3), np.array([1.0, 2.0]), np.array([1.0, 0.0]))
+    array([6., 0.])
+    """
+    import dualad
+    leaves, unpack = _leaves(x)
+    return dualad.jvp(lambda *a: gradient(f, tuple(a) if unpack else a[0]),
+                      tuple(leaves) if unpack else leaves[0], v)[1]
+
+
+del math

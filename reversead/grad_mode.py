@@ -1,0 +1,71 @@
+"""Grad mode: whether operations are recorded on the tape. Thread-local, like PyTorch."""
+from __future__ import annotations
+
+import functools
+import threading
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """True when operations on tensors that require grad are recorded (per thread)."""
+    return getattr(_state, "enabled", True)
+
+
+def _set(enabled: bool) -> None:
+    _state.enabled = enabled
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad mode for the current thread."""
+
+    enabled = True
+
+    def __enter__(self):
+        self._previous = is_grad_enabled()
+        _set(self.enabled)
+        return self
+
+    def __exit__(self, *exc):
+        _set(self._previous)
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Disable recording: results of operations have ``requires_grad == False``.
+
+    Examples
+    --------
+    >>> import reversead as rd
+    >>> x = rd.tensor([1.0, 2.0], requires_grad=True)
+    >>> with rd.no_grad():
+    ...     y = x * 2
+    >>> y.requires_grad
+    False
+    """
+
+    enabled = False
+
+
+class enable_grad(_GradMode):
+    """Re-enable recording inside a ``no_grad`` block (or as a decorator).
+
+    Examples
+    --------
+    >>> import reversead as rd
+    >>> x = rd.tensor(1.0, requires_grad=True)
+    >>> with rd.no_grad():
+    ...     with rd.enable_grad():
+    ...         y = x * 2
+    >>> y.requires_grad
+    True
+    """
+
+    enabled = True
