@@ -53,12 +53,12 @@ def _outputs(out):
         items = [_outputs(o) for o in out]
         flat = [leaf for leaves, _ in items for leaf in leaves]
 
-        def rebuild(values, items=items, kind=type(out)):
+        def rebuild(values, items=items, kind=tuple if isinstance(out, tuple) else list):
             res, i = [], 0
             for leaves, build in items:
                 res.append(build(values[i:i + len(leaves)]))
                 i += len(leaves)
-            return kind(res)
+            return kind(*res) if hasattr(kind, "_fields") else kind(res)
         return flat, rebuild
     if isinstance(out, dict):
         keys = list(out)
