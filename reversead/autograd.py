@@ -38,7 +38,9 @@ def _root_grads(outputs, grad_outputs, name):
                 raise ShapeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
                                  f"{tuple(np.shape(strip(g)))} and output[{i}] has a shape of {out.shape}")
             if not isinstance(g, Tensor) and getattr(g, "_ad_level", None) is None:
-                g = np.asarray(g, dtype=strip(out.data).dtype)
+                # a copy: the engine may hand this array on as a leaf's .grad, which the
+                # user may then zero in place; it must not be the caller's array
+                g = np.array(g, dtype=strip(out.data).dtype, copy=True)
         grads.append(g)
     return grads
 
@@ -89,7 +91,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     roots = _root_grads(outputs, grad_outputs, "grad")
     results = run_backward(outputs, roots, retain_graph=retain_graph, create_graph=create_graph,
                            inputs=inputs)
-    final = []
+    final, seen = [], []
     for i, (t, g) in enumerate(zip(inputs, results)):
         if g is None and not allow_unused:
             raise BackwardError(f"One of the differentiated Tensors appears to not have been used in "
@@ -99,6 +101,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             g = np.array(g) if isinstance(g, np.ndarray) and (g.base is not None or not g.flags.writeable) else g
         if isinstance(g, Tensor) and not create_graph:
             g = g.data
+        if isinstance(g, np.ndarray):  # one cotangent reaching two inputs (a + b): own copies
+            if any(np.may_share_memory(g, h) for h in seen):
+                g = np.array(g)
+            seen.append(g)
         final.append(g)
     del single
     return tuple(final)

@@ -86,7 +86,8 @@ def _grads_or_zeros(tensors, grads, batch=()):
     for t, g in zip(tensors, grads):
         if g is None:
             res.append(np.zeros(tuple(batch) + t.shape, dtype=strip(t.data).dtype))
-        elif isinstance(g, np.ndarray) and (g.base is not None or not g.flags.writeable):
+        elif isinstance(g, np.ndarray) and (g.base is not None or not g.flags.writeable
+                                            or any(np.may_share_memory(g, h) for h in res)):
             res.append(np.array(g))
         else:
             res.append(g)

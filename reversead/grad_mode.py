@@ -21,13 +21,18 @@ class _GradMode:
 
     enabled = True
 
+    # The previous states live on a per-thread stack (not on the instance), so one
+    # instance can be entered re-entrantly or from several threads at once.
     def __enter__(self):
-        self._previous = is_grad_enabled()
+        stack = getattr(_state, "stack", None)
+        if stack is None:
+            stack = _state.stack = []
+        stack.append(is_grad_enabled())
         _set(self.enabled)
         return self
 
     def __exit__(self, *exc):
-        _set(self._previous)
+        _set(_state.stack.pop())
         return False
 
     def __call__(self, fn):
