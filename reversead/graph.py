@@ -1,27 +1,38 @@
 """The tape: nodes (``grad_fn``) and the iterative backward engine.
 
 A node holds, per input, an *edge*: ``None`` (no gradient wanted), a leaf Tensor
-(gradient accumulates into ``.grad``) or the input's own node. Backward counts
-each node's consumers, then runs the nodes in topological order from the roots
-(Kahn's algorithm): no recursion, so graphs of any depth work.
+(gradient accumulates into ``.grad``) or the input's own node. Every node gets a
+sequence number when it is created, after the nodes of its inputs, so decreasing
+sequence numbers are a topological order of any graph (as PyTorch's engine uses).
+Backward keeps the nodes that have received a gradient in a heap and always runs
+the newest: by then every consumer of that node that the roots reach has run and
+its gradient is complete. No recursion and no separate pass over the graph to count
+dependencies, so graphs of any depth work and a chain costs one heap push per node.
 """
 from __future__ import annotations
+
+import itertools
+from heapq import heappop, heappush
 
 import numpy as np
 
 from .errors import BackwardError
 
+#: creation order of nodes (a node's inputs always have smaller numbers)
+_sequence = itertools.count()
+
 
 class Node:
     """Base of every ``grad_fn``; the class name says the op (``MulBackward``)."""
 
-    __slots__ = ("edges", "hooks", "retained", "freed", "__weakref__")
+    __slots__ = ("edges", "hooks", "retained", "freed", "seq", "__weakref__")
 
     def __init__(self, edges):
         self.edges = edges
         self.hooks = None
         self.retained = None
         self.freed = False
+        self.seq = next(_sequence)
 
     def name(self) -> str:
         return type(self).__name__
@@ -33,6 +44,11 @@ class Node:
     def next_functions(self):
         """The nodes (or leaf tensors) this node sends gradients to, as in PyTorch."""
         return tuple((edge, 0) for edge in self.edges)
+
+    @property
+    def needed(self) -> list:
+        """Which inputs want a gradient when every reachable leaf does (``backward()``)."""
+        return [edge is not None for edge in self.edges]
 
     def apply(self, g, needed, nb, create_graph):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -59,8 +75,6 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
     ``inputs`` (Tensors): return their gradients (None where unreached) and leave
     every ``.grad`` untouched.
     """
-    from .tensor import Tensor
-
     capture_leaf, capture_node, results = {}, {}, None
     if inputs is not None:
         results = [None] * len(inputs)
@@ -68,16 +82,81 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
             (capture_node if t.grad_fn is not None else capture_leaf).setdefault(
                 t.grad_fn if t.grad_fn is not None else id(t), []).append(i)
 
-    grads, root_nodes = {}, []
+    # ids of gradient arrays that someone else also holds (the caller's root gradients, an
+    # array already handed to a leaf or passed to two inputs): copied before a leaf keeps them
+    shared = {id(g) for g in root_grads}
+    grads, heap = {}, []
     for t, g in zip(roots, root_grads):
-        if t.grad_fn is None:  # a leaf as its own root
-            _deliver_leaf(t, g, capture_leaf, results, create_graph, nb)
-            continue
-        grads[t.grad_fn] = _accumulate(grads.get(t.grad_fn), g)
-        root_nodes.append(t.grad_fn)
+        node = t.grad_fn
+        if node is None:  # a leaf as its own root
+            _deliver_leaf(t, g, capture_leaf, results, create_graph, nb, shared)
+        elif node in grads:
+            grads[node] = grads[node] + g
+        else:
+            grads[node] = g
+            heappush(heap, (-node.seq, node))
+    useful = None if inputs is None else _useful([n for _, n in heap], capture_node, capture_leaf)
 
-    # post-order over the reachable graph: consumer counts and usefulness
-    deps, useful, post, seen = {}, {}, [], set()
+    grads_pop, grads_get = grads.pop, grads.get
+    # ``following``: the one pending node while the heap is empty (a chain skips the heap)
+    following = None
+    while True:
+        if following is not None:
+            node, following = following, None
+        elif heap:
+            node = heappop(heap)[1]
+        else:
+            break
+        g = grads_pop(node)
+        if nb == 0 and (node.hooks is not None or node.retained is not None):
+            g = _node_hooks(node, g, create_graph, shared)
+        if capture_node and node in capture_node:
+            for i in capture_node[node]:
+                results[i] = _fresh(g, shared)
+        if useful is None:
+            if node.freed:
+                node._freed_error()
+            in_grads = node.apply(g, node.needed, nb, create_graph)
+        elif useful[node]:
+            if node.freed:
+                node._freed_error()
+            needed = [_wanted(edge, useful, capture_leaf, inputs) for edge in node.edges]
+            in_grads = node.apply(g, needed, nb, create_graph)
+        else:
+            in_grads = ()
+        if not retain_graph:
+            node.release()
+        if len(in_grads) > 1:
+            if len(in_grads) == 2:
+                a, b = in_grads
+                if a is b and a is not None:
+                    shared.add(id(a))
+            else:
+                _mark_repeated(in_grads, shared)
+        for edge, gi in zip(node.edges, in_grads):
+            if gi is None:
+                continue
+            if isinstance(edge, Node):
+                prev = grads_get(edge)
+                if prev is None:
+                    grads[edge] = gi
+                    if following is None and not heap:
+                        following = edge
+                    else:
+                        if following is not None:
+                            heappush(heap, (-following.seq, following))
+                            following = None
+                        heappush(heap, (-edge.seq, edge))
+                else:
+                    grads[edge] = prev + gi
+            elif edge is not None:
+                _deliver_leaf(edge, gi, capture_leaf, results, create_graph, nb, shared)
+    return results
+
+
+def _useful(root_nodes, capture_node, capture_leaf):
+    """Per node: does a gradient flowing through it reach one of the requested inputs?"""
+    useful, post, seen = {}, [], set()
     stack = [(n, False) for n in root_nodes]
     while stack:
         node, expanded = stack.pop()
@@ -92,43 +171,14 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
             if isinstance(edge, Node) and edge not in seen:
                 stack.append((edge, False))
     for node in post:
-        ok = inputs is None or node in capture_node
+        ok = node in capture_node
         for edge in node.edges:
             if isinstance(edge, Node):
-                deps[edge] = deps.get(edge, 0) + 1
                 ok = ok or useful[edge]
             elif edge is not None:
                 ok = ok or id(edge) in capture_leaf
         useful[node] = ok
-
-    ready = [n for n in dict.fromkeys(root_nodes) if deps.get(n, 0) == 0]
-    while ready:
-        node = ready.pop()
-        g = grads.pop(node, None)
-        if g is not None and nb == 0:
-            g = _node_hooks(node, g, create_graph)
-        if node in capture_node and g is not None:
-            for i in capture_node[node]:
-                results[i] = g
-        if g is not None and useful[node]:
-            if node.freed:
-                node._freed_error()
-            needed = [_wanted(edge, useful, capture_leaf, inputs) for edge in node.edges]
-            in_grads = node.apply(g, needed, nb, create_graph)
-        else:
-            in_grads = [None] * len(node.edges)
-        for edge, gi in zip(node.edges, in_grads):
-            if isinstance(edge, Node):
-                if gi is not None:
-                    grads[edge] = _accumulate(grads.get(edge), gi)
-                deps[edge] -= 1
-                if deps[edge] == 0:
-                    ready.append(edge)
-            elif edge is not None and gi is not None:
-                _deliver_leaf(edge, gi, capture_leaf, results, create_graph, nb)
-        if not retain_graph:
-            node.release()
-    return results
+    return useful
 
 
 def _wanted(edge, useful, capture_leaf, inputs):
@@ -139,7 +189,18 @@ def _wanted(edge, useful, capture_leaf, inputs):
     return inputs is None or id(edge) in capture_leaf
 
 
-def _node_hooks(node, g, create_graph):
+def _mark_repeated(in_grads, shared):
+    """An array sent to two inputs (``a + b`` passes ``g`` to both) is shared."""
+    seen = set()
+    for gi in in_grads:
+        if gi is not None:
+            key = id(gi)
+            if key in seen:
+                shared.add(key)
+            seen.add(key)
+
+
+def _node_hooks(node, g, create_graph, shared):
     if node.hooks:
         for hook in node.hooks:
             replaced = hook(g)
@@ -147,7 +208,7 @@ def _node_hooks(node, g, create_graph):
     if node.retained is not None:
         tensor = node.retained()
         if tensor is not None and tensor.grad_fn is node:
-            tensor.grad = _owned(_accumulate(tensor.grad, g))
+            tensor.grad = _fresh(g, shared) if tensor.grad is None else _owned(tensor.grad + g)
     return g
 
 
@@ -155,17 +216,31 @@ def _owned(g):
     """A gradient array that the user may keep and modify (not a view into the tape)."""
     if isinstance(g, np.ndarray) and (g.base is not None or not g.flags.writeable):
         return np.array(g)
+    if type(g) is np.float64 or type(g) is np.float32:
+        return np.asarray(g)
     return g
 
 
-def _deliver_leaf(leaf, g, capture_leaf, results, create_graph, nb):
+def _fresh(g, shared):
+    """``g`` as an array that nothing else holds (copied if it is shared or a view); now shared."""
+    if type(g) is np.ndarray:
+        if g.base is not None or not g.flags.writeable or id(g) in shared:
+            g = np.array(g)
+        shared.add(id(g))
+        return g
+    if type(g) is np.float64 or type(g) is np.float32:
+        return np.asarray(g)
+    return g
+
+
+def _deliver_leaf(leaf, g, capture_leaf, results, create_graph, nb, shared):
     if results is not None:
         for i in capture_leaf.get(id(leaf), ()):
-            results[i] = _accumulate(results[i], g)
+            results[i] = _fresh(g, shared) if results[i] is None else results[i] + g
         return
     for hook in leaf._hooks or ():
         replaced = hook(g)
         g = replaced if replaced is not None else g
     if not create_graph and hasattr(g, "detach"):
         g = g.detach()
-    leaf.grad = _owned(_accumulate(leaf.grad, g))
+    leaf.grad = _fresh(g, shared) if leaf.grad is None else _owned(leaf.grad + g)
