@@ -24,6 +24,10 @@ import argparse
 import gc
 import json
 import os
+# one BLAS thread unless told otherwise: on shared 2-core machines multi-threaded
+# OpenBLAS made small products up to 40x slower and the figures unrepeatable
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 import sys
 import time
 import tracemalloc

@@ -5,6 +5,7 @@
 np.float64(1.0)
 """
 from .array import DualArray
+from .compiled import jit  # lazy: Numba is imported on the first call
 from .dual import Dual
 from .errors import (ADError, DerivativeDropError, MissingRuleError, NonNumericError,
                      PerturbationError, ShapeError)
@@ -15,6 +16,6 @@ from .functions import __all__ as _function_names
 
 __version__ = "0.1.0"
 
-__all__ = ["Dual", "DualArray", "jvp", "derivative", "gradient", "jacobian", "hessian", "nan_safe",
+__all__ = ["Dual", "DualArray", "jit", "jvp", "derivative", "gradient", "jacobian", "hessian", "nan_safe",
            "ADError", "DerivativeDropError", "MissingRuleError", "NonNumericError",
            "PerturbationError", "ShapeError", *_function_names]

@@ -1,0 +1,229 @@
+"""Generated Numba kernels against the generic NumPy path of the same rule (issue 2, section 6)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import dualad
+from dualad import kernels
+from dualad.rules import UFUNC_RULES
+from dualad.rules.core import CONFIG
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KERNEL_RULES = sorted({r for r in UFUNC_RULES.values() if kernels.has_kernel(r)}, key=lambda r: r.name)
+TOL = {np.float64: 1e-13, np.float32: 2e-6}
+
+
+@pytest.fixture
+def numba_backend(monkeypatch):
+    monkeypatch.setattr(kernels, "BACKEND", "numba")
+
+
+def _sample(rule, i, shape, dtype, rng):
+    lo, hi = rule.domain[i]
+    return rng.uniform(lo, hi, size=shape).astype(dtype)
+
+
+def _generic(rule, primals, tangents):
+    out = rule.primal(*primals)
+    return out, rule.jvp(primals, tangents, out, 1, {})
+
+
+def _close(a, b, dtype):
+    np.testing.assert_allclose(a, b, rtol=TOL[dtype], atol=TOL[dtype], equal_nan=True)
+
+
+def _arrays(rule, dtype, k, rng, shape=(3, 5)):
+    primals = [_sample(rule, i, shape, dtype, rng) for i in range(rule.nin)]
+    tangents = [rng.standard_normal((k,) + shape).astype(dtype) for _ in range(rule.nin)]
+    return primals, tangents
+
+
+def _scalar_cases(rule, dtype, k, rng):
+    """Each operand in turn a scalar: traced, constant, or the only constant."""
+    arrays, tangents = _arrays(rule, dtype, k, rng)
+    for s in range(2):
+        primals = list(arrays)
+        primals[s] = float(_sample(rule, s, (), np.float64, rng))
+        traced = list(tangents)
+        traced[s] = rng.standard_normal(k).astype(dtype)
+        constant = list(tangents)
+        constant[s] = None
+        only = [None, None]
+        only[1 - s] = tangents[1 - s]
+        yield from ((primals, traced), (primals, constant), (primals, only))
+
+
+def _check(rule, primals, tangents, dtype, k):
+    fused = kernels.elementwise_jvp(rule, primals, tangents)
+    assert fused is not None, (rule.name, [np.shape(p) for p in primals])
+    out, out_dot = _generic(rule, primals, tangents)
+    assert fused[0].dtype == out.dtype == dtype and fused[1].dtype == dtype
+    assert fused[1].shape == (k,) + out.shape
+    _close(fused[0], out, dtype)
+    _close(fused[1], out_dot, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("rule", KERNEL_RULES, ids=lambda r: r.name)
+def test_every_kernel_rule_compiles(rule, dtype):
+    module = kernels.compile_rule(rule, dtype)  # raises if a partial does not compile
+    assert "_".join(["aA"] * rule.nin) in module.COMPILED
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("rule", KERNEL_RULES, ids=lambda r: r.name)
+def test_fused_equals_generic(rule, dtype, k, numba_backend):
+    rng = np.random.default_rng(abs(hash(rule.name)) % 2**32)
+    if rule.primal(np.full(1, 0.5, dtype), *[0.5] * (rule.nin - 1)).dtype != dtype:
+        x = np.ones(3, dtype)  # float_power promotes float32: the kernel leaves it to NumPy
+        assert kernels.elementwise_jvp(rule, [x] * rule.nin, [x[None]] * rule.nin) is None
+        return
+    _check(rule, *_arrays(rule, dtype, k, rng), dtype, k)
+
+
+# Scalar operands compile further variants (about a second each when the cache is cold);
+# the generator treats every rule alike, so a few rules cover those code paths.
+SCALAR_RULES = [UFUNC_RULES[u] for u in (np.multiply, np.power, np.arctan2, np.maximum, np.remainder)]
+
+
+@pytest.mark.parametrize("rule", SCALAR_RULES, ids=lambda r: r.name)
+def test_scalar_operands_broadcast(rule, numba_backend):
+    rng = np.random.default_rng(5)
+    for primals, tangents in _scalar_cases(rule, np.float64, 3, rng):
+        _check(rule, primals, tangents, np.float64, 3)
+    x, t = _arrays(rule, np.float32, 2, rng)
+    _check(rule, [x[0], 2.0], [t[0], rng.standard_normal(2).astype(np.float32)], np.float32, 2)
+
+
+def test_literal_exponent_kernel(numba_backend):
+    rule = UFUNC_RULES[np.power]
+    x = np.linspace(0.5, 2.0, 7)
+    t = np.ones((1, 7))
+    for exponent in (2, 2.0, 0.5, 3.0, -1.0, 2.5):
+        _check(rule, [x, exponent], [t, None], np.float64, 1)
+    assert any("__1_2p0" in v for v in kernels.compile_rule(rule).COMPILED)
+
+
+@pytest.mark.parametrize("rule", [r for r in KERNEL_RULES if r.nin == 1] + SCALAR_RULES[:2],
+                         ids=lambda r: r.name)
+def test_fused_vjp_equals_generic(rule, numba_backend):
+    rng = np.random.default_rng(1)
+    primals = [_sample(rule, i, (4, 3), np.float64, rng) for i in range(rule.nin)]
+    out = rule.primal(*primals)
+    out_bar = rng.standard_normal((2, 4, 3))
+    for argnum in range(rule.nin):
+        if not callable(rule.partials[argnum]):
+            continue
+        saved = out.copy()
+        fused = kernels.elementwise_vjp(rule, argnum, out_bar, primals, out)
+        assert fused is not None
+        np.testing.assert_array_equal(out, saved)  # the saved primal is never rewritten
+        _close(fused, rule.vjp(argnum, out_bar, primals, out, 1, {}), np.float64)
+
+
+def test_vjp_declines_broadcast_argument(numba_backend):
+    rule = UFUNC_RULES[np.multiply]
+    x, y = np.ones((3, 4)), np.ones(4)
+    assert kernels.elementwise_vjp(rule, 1, np.ones((3, 4)), [x, y], x * y) is None
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("nan_safe", [False, True])
+def test_nan_safe_flag_reaches_the_kernel(nan_safe, numba_backend, monkeypatch):
+    monkeypatch.setattr(CONFIG, "nan_safe", nan_safe)
+    rule = UFUNC_RULES[np.sqrt]
+    x = np.array([0.0, 4.0])
+    t = np.array([[0.0, 1.0], [1.0, 0.0]])  # slot 0: zero tangent at the infinite partial
+    out, out_dot = kernels.elementwise_jvp(rule, [x], [t])
+    generic = _generic(rule, [x], [t])[1]
+    np.testing.assert_array_equal(out_dot, generic)
+    assert (out_dot[0, 0] == 0.0) if nan_safe else np.isnan(out_dot[0, 0])
+    assert np.isinf(out_dot[1, 0])
+
+
+def test_declines_what_it_does_not_cover(numba_backend):
+    mul = UFUNC_RULES[np.multiply]
+    t = np.ones((1, 3, 4))
+    x = np.ones((3, 4))
+    assert kernels.elementwise_jvp(mul, [x, np.ones(4)], [t, None]) is None          # broadcasting
+    assert kernels.elementwise_jvp(mul, [x, x.astype(np.float32)], [t, None]) is None  # mixed dtypes
+    assert kernels.elementwise_jvp(mul, [x.astype(int), x], [t, None]) is None  # integer primal
+    assert kernels.elementwise_jvp(mul, [x.astype(np.float32), np.float64(2.0)],
+                                   [t.astype(np.float32), None]) is None  # strong f64 scalar
+    assert kernels.elementwise_jvp(UFUNC_RULES[np.float_power], [x.astype(np.float32), 2.0],
+                                   [t.astype(np.float32), None]) is None  # promotes to f64
+    assert kernels.elementwise_jvp(UFUNC_RULES[np.add], [x, x], [t, t]) is None  # linear: NumPy
+
+
+def test_numpy_backend_gives_the_same_results(monkeypatch):
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.2, 2.0, (50,))
+    v = rng.standard_normal((4, 50))
+
+    def f(x):
+        return np.sin(x) * np.exp(-x ** 2) + np.tanh(x) / np.sqrt(x) + np.arctan2(x, 2.0) ** 3
+
+    results = {}
+    for backend in ("numba", "numpy"):
+        monkeypatch.setattr(kernels, "BACKEND", backend)
+        y = f(dualad.DualArray(x, v))
+        results[backend] = (y.primal, y.tangent)
+    assert kernels.elementwise_jvp(UFUNC_RULES[np.sin], [x], [v]) is None  # numpy backend: off
+    np.testing.assert_allclose(results["numba"][0], results["numpy"][0], rtol=1e-14)
+    np.testing.assert_allclose(results["numba"][1], results["numpy"][1], rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_gather_and_scatter_add(backend, monkeypatch):
+    monkeypatch.setattr(kernels, "BACKEND", backend)
+    rng = np.random.default_rng(4)
+    for dtype in (np.float64, np.float32):
+        flat = rng.standard_normal((3, 7)).astype(dtype)
+        index = np.array([0, 6, 6, 2, 0, 0, 5])
+        np.testing.assert_array_equal(kernels.gather(flat, index), flat[:, index])
+        values = rng.standard_normal((3, index.size)).astype(dtype)
+        expected = np.zeros((3, 7), dtype)
+        np.add.at(expected, (slice(None), index), values)
+        got = kernels.scatter_add(values, index, 7)
+        assert got.dtype == dtype and got.shape == (3, 7)
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+        got = kernels.scatter_add(values.reshape(3, 1, -1), index, 7)
+        np.testing.assert_allclose(got.reshape(3, 7), expected, rtol=1e-6)
+    empty = kernels.scatter_add(np.zeros((2, 0)), np.zeros(0, dtype=np.intp), 4)
+    np.testing.assert_array_equal(empty, np.zeros((2, 4)))
+
+
+def _run(code, env):
+    full_env = dict(os.environ, PYTHONPATH=ROOT, **env)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env,
+                          capture_output=True, text=True, timeout=300, check=True).stdout
+
+
+def test_import_does_not_import_numba():
+    _run("import dualad, sys; assert 'numba' not in sys.modules", {})
+
+
+def test_second_process_loads_kernels_from_cache(tmp_path):
+    code = """
+        import numpy as np, dualad
+        from dualad import kernels
+        x = dualad.DualArray(np.linspace(0.1, 1.0, 8), np.ones((2, 8)))
+        y = np.sin(x) * np.exp(-x ** 2) + np.tanh(x)
+        kernel = kernels._kernel(dualad.rules.RULES['sin'], np.dtype('float64'), 'aA')[0]
+        print(sum(kernel.stats.cache_hits.values()), sum(kernel.stats.cache_misses.values()))
+        print(repr(y.tangent.tolist()))
+    """
+    env = {"NUMBA_CACHE_DIR": str(tmp_path), "DUALAD_BACKEND": "numba"}
+    first = _run(code, env).splitlines()
+    second = _run(code, env).splitlines()
+    assert first[0] == "0 1"          # compiled and written to the cache
+    assert second[0] == "1 0"         # loaded, not compiled
+    assert first[1] == second[1]
+    assert any(name.endswith(".py") for name in os.listdir(tmp_path / "dualad"))
