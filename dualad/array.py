@@ -13,7 +13,7 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from . import forward
 from .errors import DerivativeDropError, ShapeError
-from .rules import strip
+from .rules import RULES, strip
 from .rules.dispatch import array_function, array_ufunc
 from .rules.shape import check_index, getitem_rule, setitem_rule
 from .rules.reductions import cumprod as _cumprod_impl  # noqa: F401  (registers scans)
@@ -174,6 +174,35 @@ class DualArray(NDArrayOperatorsMixin):
     def __array_function__(self, func, types, args, kwargs):
         return array_function(func, args, kwargs, "dualad")
 
+    # -- the common operators bind their rule directly (skipping NumPy's dispatch);
+    # binding still defers to an outer traced type such as reversead.Tensor --
+    def __add__(self, other):
+        return _ADD(self, other)
+
+    def __radd__(self, other):
+        return _ADD(other, self)
+
+    def __sub__(self, other):
+        return _SUB(self, other)
+
+    def __rsub__(self, other):
+        return _SUB(other, self)
+
+    def __mul__(self, other):
+        return _MUL(self, other)
+
+    def __rmul__(self, other):
+        return _MUL(other, self)
+
+    def __truediv__(self, other):
+        return _DIV(self, other)
+
+    def __rtruediv__(self, other):
+        return _DIV(other, self)
+
+    def __neg__(self):
+        return _NEG(self)
+
     # -- indexing --
     def __getitem__(self, index):
         return getitem_rule(self, index=check_index(index))
@@ -272,4 +301,5 @@ def _copy(x):
 
 
 
+_ADD, _SUB, _MUL, _DIV, _NEG = (RULES[n] for n in ("add", "subtract", "multiply", "divide", "negative"))
 forward.DualArray = DualArray

@@ -32,23 +32,38 @@ def _forward(x) -> bool:
 
 def apply(rule, xs, static):
     """Apply ``rule`` to ``xs`` where the outermost traced value is a Dual/DualArray."""
-    tag = max(x.tag for x in xs if _forward(x))
-    scalar_mode = isinstance(rule, Elementwise)
-    primals, tangents = [], []
+    tag = -1
     for x in xs:
-        if _forward(x) and x.tag == tag:
+        if type(x) is DualArray or type(x) is Dual or _forward(x):
+            tag = x.tag if x.tag > tag else tag
+    # the scalar fast path applies the partials itself: only for rules that keep Elementwise's JVP
+    scalar_mode = isinstance(rule, Elementwise) and type(rule).jvp is Elementwise.jvp
+    primals, tangents, k = [], [], None
+    for x in xs:
+        kind = type(x)
+        if (kind is DualArray or kind is Dual or _forward(x)) and x.tag == tag:
             primals.append(x.primal)
-            tangents.append(x.tangent if type(x) is Dual else x._t)
-            scalar_mode = scalar_mode and type(x) is Dual
+            if kind is DualArray:
+                t = x._t
+                scalar_mode = False
+            else:
+                t = x.tangent
+                scalar_mode = scalar_mode and kind is Dual
+            tangents.append(t)
         else:
             primals.append(x)
             tangents.append(None)
-            scalar_mode = scalar_mode and (np.ndim(x) == 0 and not isinstance(x, DualArray))
+            scalar_mode = scalar_mode and (np.ndim(x) == 0 and kind is not DualArray)
     if scalar_mode:
         return _apply_scalar(rule, primals, tangents, tag)
-    tangents = [_batched(t, x) if t is not None else None
-                for x, t in zip(xs, tangents)]
-    _check_k(rule, tangents)
+    for i, (x, t) in enumerate(zip(xs, tangents)):
+        if t is not None:
+            if type(x) is not DualArray:
+                t = tangents[i] = _batched(t, x)
+            if k is None:
+                k = t.shape[0]
+            elif t.shape[0] != k:
+                _check_k(rule, tangents)
     if isinstance(rule, Elementwise) and rule.kernel:
         fused = kernels.elementwise_jvp(rule, primals, tangents)
         if fused is not None:
@@ -84,6 +99,10 @@ def _apply_scalar(rule, primals, tangents, tag):
     out = rule.primal(*primals)
     if isinstance(out, np.ndarray) and out.ndim == 0:
         out = out[()]
+    ks = {np.shape(t) for t in tangents if t is not None}
+    if len(ks) > 1 and () not in ks:  # checked before the arithmetic, which would fail less clearly
+        raise PerturbationError(f"{rule.name}: Dual operands carry tangents of shapes {sorted(ks)}; "
+                                "all duals of one differentiation must share the chunk size k")
     out_t = None
     for i, t in enumerate(tangents):
         if t is None or rule.partials[i] is None:
@@ -92,9 +111,8 @@ def _apply_scalar(rule, primals, tangents, tag):
         out_t = term if out_t is None else out_t + term
     if out_t is None:
         return out
-    ks = {np.shape(t) for t in tangents if t is not None}
-    if len(ks) > 1 and () not in ks:
-        raise PerturbationError(f"{rule.name}: Dual operands carry tangents of shapes {sorted(ks)}")
     if isinstance(out_t, np.ndarray) and out_t.ndim == 0:
         out_t = out_t[()]
+    if getattr(out, "dtype", None) == np.float32 and getattr(out_t, "dtype", None) == np.float64:
+        out_t = out_t.astype(np.float32)  # float32 stays float32 (a partial like (x > y) is float64)
     return Dual._make(out, out_t, tag)

@@ -22,6 +22,7 @@ TOL = {np.float64: 1e-13, np.float32: 2e-6}
 @pytest.fixture
 def numba_backend(monkeypatch):
     monkeypatch.setattr(kernels, "BACKEND", "numba")
+    monkeypatch.setattr(kernels, "MIN_WORK", 0)  # small test arrays must take the kernel too
 
 
 def _sample(rule, i, shape, dtype, rng):
@@ -173,6 +174,7 @@ def test_numpy_backend_gives_the_same_results(monkeypatch):
     results = {}
     for backend in ("numba", "numpy"):
         monkeypatch.setattr(kernels, "BACKEND", backend)
+        monkeypatch.setattr(kernels, "MIN_WORK", 0)
         y = f(dualad.DualArray(x, v))
         results[backend] = (y.primal, y.tangent)
     assert kernels.elementwise_jvp(UFUNC_RULES[np.sin], [x], [v]) is None  # numpy backend: off
@@ -227,3 +229,15 @@ def test_second_process_loads_kernels_from_cache(tmp_path):
     assert second[0] == "1 0"         # loaded, not compiled
     assert first[1] == second[1]
     assert any(name.endswith(".py") for name in os.listdir(tmp_path / "dualad"))
+
+
+def test_small_arrays_take_the_numpy_path(monkeypatch):
+    """Below MIN_WORK tangent elements the kernel declines (its call overhead would dominate)."""
+    monkeypatch.setattr(kernels, "BACKEND", "numba")
+    rule = UFUNC_RULES[np.sin]
+    small = np.linspace(0.1, 1.0, 8)
+    assert kernels.elementwise_jvp(rule, [small], [np.ones((1, 8))]) is None
+    big = np.linspace(0.1, 1.0, kernels.MIN_WORK)
+    fused = kernels.elementwise_jvp(rule, [big], [np.ones((1, big.size))])
+    assert fused is not None
+    np.testing.assert_allclose(fused[1][0], np.cos(big), rtol=1e-14)

@@ -44,7 +44,7 @@ def array_ufunc(ufunc, method, inputs, kwargs, mode="dualad"):
     """``__array_ufunc__`` for every traced type: look up the ufunc's rule and bind it."""
     name = f"np.{ufunc.__name__}"
     if method == "__call__":
-        out = _strip_out(kwargs, name)
+        out = _strip_out(kwargs, name) if kwargs else None
         if kwargs:
             raise TypeError(f"{name}: unsupported keyword arguments {sorted(kwargs)} for traced arrays")
         if ufunc in NONDIFF_UFUNCS:

@@ -15,7 +15,8 @@ import math
 
 import numpy as np
 
-from .core import NONDIFF_UFUNCS, UFUNC_RULES, Elementwise, register_function
+from .core import (NONDIFF_UFUNCS, UFUNC_RULES, Elementwise, expand_to, full_batch, match_dtype,
+                   register_function, shape_of)
 
 LN2, LN10 = math.log(2.0), math.log(10.0)
 WIDE = (-2.0, 2.0)
@@ -123,8 +124,29 @@ NONDIFF_UFUNCS.update({
 
 
 # -- functions that are elementwise but not ufuncs ----------------------------
-where_rule = Elementwise("where", np.where, (None, lambda c, x, y, ans: (c != 0) * 1.0,
-                                            lambda c, x, y, ans: (c == 0) * 1.0), kernel=False)
+class _Select(Elementwise):
+    """``where(c, x, y)``: the JVP *selects* tangents, ``where(c, x_dot, y_dot)``.
+
+    Multiplying by the 0/1 partials would turn the branch not taken into
+    ``0 * inf = nan`` (e.g. ``where(x > 0, sqrt(x), 0)`` at 0, or nan_safe's own
+    ``where`` under nesting); a select keeps it exactly 0, as JAX's select does.
+    """
+
+    def jvp(self, primals, tangents, out, nb, static):
+        _, tx, ty = tangents
+        if tx is None and ty is None:
+            return None
+        ref = tx if tx is not None else ty
+        ndim = np.ndim(out)
+        zero = np.zeros((), dtype=getattr(ref, "dtype", np.float64))
+        out_t = np.where(np.asarray(primals[0]) != 0,
+                         zero if tx is None else expand_to(tx, nb, ndim),
+                         zero if ty is None else expand_to(ty, nb, ndim))
+        return match_dtype(full_batch(out_t, tuple(ref.shape[:nb]), shape_of(out)), out)
+
+
+where_rule = _Select("where", np.where, (None, lambda c, x, y, ans: (c != 0) * 1.0,
+                                        lambda c, x, y, ans: (c == 0) * 1.0), kernel=False)
 clip_rule = Elementwise("clip", np.clip, (lambda x, lo, hi, ans: (x >= lo) * (x <= hi) * 1.0,
                                           lambda x, lo, hi, ans: (x < lo) * 1.0,
                                           lambda x, lo, hi, ans: (x > hi) * (x >= lo) * 1.0),

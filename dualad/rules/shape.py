@@ -401,6 +401,8 @@ def _setitem_batched(tangents, primals, nb, index):
         out_t = np.zeros(ref.shape[:nb] + np.shape(x), dtype=getattr(x, "dtype", ref.dtype))
     else:
         out_t = tx.copy()
+    if getattr(tv, "_ad_level", None) is not None and getattr(out_t, "_ad_level", None) is None:
+        out_t = tv._ad_lift(out_t)  # v's tangent is traced by an outer level (nesting): so is the result
     selected_ndim = np.ndim(np.empty(np.shape(x), dtype=np.int8)[index])
     out_t[_prefixed(index, nb)] = 0 if tv is None else expand_to(tv, nb, selected_ndim)
     return out_t
