@@ -12,19 +12,6 @@ def pytest_configure(config):
                                        "(deselect with -m 'not slow')")
 
 
-def reversead_missing() -> bool:
-    """True while the reverse-mode package (or its ``jacobian``) does not exist yet."""
-    if importlib.util.find_spec("reversead") is None:
-        return True
-    try:
-        import reversead
-    except ModuleNotFoundError as err:  # a submodule of the package is still being written
-        if (err.name or "").startswith("reversead"):
-            return True
-        raise
-    return not hasattr(reversead, "jacobian")
-
-
 @pytest.fixture
 def rng():
     return np.random.default_rng(20240611)

@@ -24,10 +24,7 @@ import dualad
 from dualad.rules import EXAMPLES, FUNCTION_IMPLS, NONDIFF_UFUNCS, UFUNC_RULES, Elementwise
 from dualad.testing import check_grads, numerical_jacobian
 
-from conftest import reversead_missing
-
-MODES = ["fwd", pytest.param("rev", marks=pytest.mark.skipif(reversead_missing(),
-                                                             reason="reversead not built yet"))]
+MODES = ["fwd", "rev"]
 DTYPES = [np.float64, np.float32]
 
 # The documented allow-list: registered without examples because they have no derivative

@@ -9,7 +9,6 @@ import pytest
 import dualad
 from dualad.testing import check_grads, numerical_jacobian
 
-from conftest import reversead_missing
 
 RNG = np.random.default_rng(3)
 W1, B1, W2 = RNG.standard_normal((5, 4)), RNG.standard_normal(5), RNG.standard_normal((3, 5))
@@ -212,7 +211,6 @@ def test_numerical_jacobian_shapes_follow_dualad():
             np.testing.assert_allclose(g, w, rtol=1e-7, atol=1e-9)
 
 
-@pytest.mark.skipif(reversead_missing(), reason="reversead not built yet")
 def test_both_modes_agree_on_the_network():
     import reversead
     x = RNG.standard_normal(4)
