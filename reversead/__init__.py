@@ -10,6 +10,7 @@ so both modes differentiate the same plain NumPy functions.
 (8.0, 3.0)
 """
 from .autograd import backward, grad
+from .checkpoint import checkpoint, checkpoint_sequential
 from .errors import BackwardError, InplaceError
 from .function import Function
 from .functional import gradient, hessian, hvp, jacobian, vjp
@@ -19,4 +20,5 @@ from .tensor import Tensor, tensor
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "grad", "backward",
-           "Function", "vjp", "gradient", "jacobian", "hessian", "hvp", "BackwardError", "InplaceError"]
+           "Function", "vjp", "gradient", "jacobian", "hessian", "hvp", "BackwardError", "InplaceError",
+           "checkpoint", "checkpoint_sequential"]
