@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_forward.py", "bench_reverse.py", "bench_compare.py", "bench_compiled.py"]
+SCRIPTS = ["bench_forward.py", "bench_reverse.py", "bench_compare.py", "bench_compiled.py",
+           "bench_checkpoint.py", "bench_parallel.py"]
 
 
 def main(argv=None) -> int:

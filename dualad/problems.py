@@ -62,7 +62,7 @@ def suite(quick: bool = False) -> list[Problem]:
     problems = [tanh_net(n, m) for n in sizes for m in sizes]
     rng = np.random.default_rng(1)
     problems += [
-        Problem("rosenbrock", rosenbrock, rng.standard_normal(100 if quick else 1000)),
+        Problem("rosenbrock", rosenbrock, rng.standard_normal(1000)),
         Problem("elementwise", elementwise, rng.standard_normal(100 if quick else 1000)),
         Problem("lorenz rk4", lorenz_rk4(20 if quick else 200), np.array([1.0, 1.0, 1.0])),
     ]
