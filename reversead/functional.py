@@ -81,12 +81,18 @@ def _outputs(out):
     return [out], lambda values: values[0]
 
 
-def _grads_or_zeros(tensors, grads, batch=()):
+def _grads_or_zeros(tensors, grads, batch=(), internal_root=False):
+    """Gradients as arrays the caller owns: zeros for unreached inputs, copies where shared.
+
+    With ``internal_root`` the backward started from a cotangent made here, so views of it
+    are private and need no copy (only read-only or mutually aliased results do).
+    """
     res = []
     for t, g in zip(tensors, grads):
         if g is None:
             res.append(np.zeros(tuple(batch) + t.shape, dtype=strip(t.data).dtype))
-        elif isinstance(g, np.ndarray) and (g.base is not None or not g.flags.writeable
+        elif isinstance(g, np.ndarray) and ((g.base is not None and not internal_root)
+                                            or not g.flags.writeable
                                             or any(np.may_share_memory(g, h) for h in res)):
             res.append(np.array(g))
         else:
@@ -150,16 +156,21 @@ def gradient(f: Callable, x: Any):
     if out.requires_grad:
         grads = run_backward([out], [np.ones((), dtype=strip(out.data).dtype)], retain_graph=False,
                              create_graph=False, inputs=tensors)
-    grads = _grads_or_zeros(tensors, grads)
+    grads = _grads_or_zeros(tensors, grads, internal_root=True)
     return tuple(grads) if unpack else grads[0]
 
 
-def jacobian(f: Callable, x: Any, chunk: int | None = None):
+def jacobian(f: Callable, x: Any, chunk: int | None = None, executor=None):
     """Jacobian by reverse mode: rows in batches, each batch one backward pass.
 
     All m rows go through the tape together as a leading batch axis on the
     cotangents (the mirror of dualad's k tangents), in chunks of ``chunk`` rows
     (None: as many as fit ``COTANGENT_BUDGET`` bytes). Shape ``f(x).shape + x.shape``.
+
+    ``executor``: any ``concurrent.futures.Executor`` (a ``ProcessPoolExecutor``
+    with the ``spawn`` start method, Dask's ``Client.get_executor()``); each row
+    batch is one task (a forward and a batched backward pass) and ``f`` must be
+    picklable. See :mod:`dualad.parallel`.
 
     Examples
     --------
@@ -169,6 +180,9 @@ def jacobian(f: Callable, x: Any, chunk: int | None = None):
     array([[1., 2.],
            [3., 4.]])
     """
+    if executor is not None:  # issue 6: row batches split across processes / machines
+        from dualad import parallel
+        return parallel.reverse_jacobian(f, x, chunk, executor)
     leaves, unpack = _leaves(x)
     tensors = _track(leaves)
     outs, rebuild = _outputs(_call(f, tensors, unpack))
@@ -177,22 +191,12 @@ def jacobian(f: Callable, x: Any, chunk: int | None = None):
     results = []
     for oi, out in enumerate(outs):
         m = out.size
-        rows = chunk if chunk is not None else max(1, COTANGENT_BUDGET // max(1, itemsize * max(n, 1)))
-        if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 1:
-            raise ValueError(f"chunk must be a positive integer or None, got {chunk!r}")
+        rows = _pick_rows(chunk, n, itemsize)
         parts = []
-        dtype = strip(out.data).dtype
         for start in range(0, max(m, 1), rows):
             b = min(rows, m - start)
-            if not out.requires_grad or b <= 0:
-                parts.append(_grads_or_zeros(tensors, [None] * len(tensors), (max(b, 0),)))
-                continue
-            cot = np.zeros((b, m), dtype=dtype)
-            cot[np.arange(b), start + np.arange(b)] = 1
             last = oi == len(outs) - 1 and start + b >= m
-            grads = run_backward([out], [cot.reshape((b,) + out.shape)], retain_graph=not last,
-                                 create_graph=False, inputs=tensors, nb=1)
-            parts.append(_grads_or_zeros(tensors, grads, (b,)))
+            parts.append(_backward_rows(out, tensors, start, b, retain_graph=not last))
         blocks = []
         for i, t in enumerate(tensors):
             stacked = parts[0][i] if len(parts) == 1 else np.concatenate([p[i] for p in parts], axis=0)
@@ -201,8 +205,30 @@ def jacobian(f: Callable, x: Any, chunk: int | None = None):
     return rebuild(results)
 
 
-def hessian(f: Callable, x: Any):
+def _pick_rows(chunk, n, itemsize):
+    """Rows per backward pass: ``chunk``, or as many as fit ``COTANGENT_BUDGET`` bytes."""
+    rows = chunk if chunk is not None else max(1, COTANGENT_BUDGET // max(1, itemsize * max(n, 1)))
+    if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 1:
+        raise ValueError(f"chunk must be a positive integer or None, got {chunk!r}")
+    return rows
+
+
+def _backward_rows(out, tensors, start, b, retain_graph):
+    """Rows ``start .. start+b`` of d out / d tensors in one batched backward pass: per input (b, *shape)."""
+    if not out.requires_grad or b <= 0:
+        return _grads_or_zeros(tensors, [None] * len(tensors), (max(b, 0),))
+    cot = np.zeros((b, out.size), dtype=strip(out.data).dtype)
+    cot[np.arange(b), start + np.arange(b)] = 1
+    grads = run_backward([out], [cot.reshape((b,) + out.shape)], retain_graph=retain_graph,
+                         create_graph=False, inputs=tensors, nb=1)
+    return _grads_or_zeros(tensors, grads, (b,), internal_root=True)
+
+
+def hessian(f: Callable, x: Any, executor=None):
     """Hessian of a scalar ``f`` by forward-over-reverse: dualad's duals flow through the tape.
+
+    ``executor``: the forward-mode chunks over the gradient run on it (each task
+    one forward-over-reverse pass for its Hessian columns); see ``jacobian``.
 
     Examples
     --------
@@ -212,6 +238,9 @@ def hessian(f: Callable, x: Any):
     array([[ 802., -400.],
            [-400.,  200.]])
     """
+    if executor is not None:  # issue 6: a picklable gradient-of-f, its chunks on the executor
+        from dualad import parallel
+        return parallel.reverse_hessian(f, x, executor)
     import dualad
     leaves, unpack = _leaves(x)
     return dualad.jacobian(lambda *a: gradient(f, tuple(a) if unpack else a[0]),
