@@ -239,20 +239,25 @@ def _jacobian_passes(f, x, chunk, scalar_output=None):
     parts, primal_out = [], None
     for start in range(0, max(n, 1), k):
         kc = min(k, n - start) if n else 0
-        tag = new_tag()
-        seeded = [_seed(v, t, tag) for v, t in zip(leaves, _basis(leaves, start, kc))]
-        out = _call(f, seeded, unpack)
-        if scalar_output is not None:
-            _check_scalar(out, scalar_output)
-
-        def split(y, path):
-            _check_output(y, path)
-            return _Pair(_split(y, tag, kc))
-        pairs = _tree_map(split, out)
-        primal_out = _unzip(pairs, 0)
-        parts.append(_unzip(pairs, 1))
+        primal_out, tangent = _forward_pass(f, leaves, unpack, start, kc, scalar_output)
+        parts.append(tangent)
     tangents = _tree_zip_concat(parts)
     return leaves, unpack, primal_out, tangents
+
+
+def _forward_pass(f, leaves, unpack, start, kc, scalar_output=None):
+    """One chunk: seed directions ``start .. start+kc``, run ``f``; (primal tree, tangent tree (kc, *S))."""
+    tag = new_tag()
+    seeded = [_seed(v, t, tag) for v, t in zip(leaves, _basis(leaves, start, kc))]
+    out = _call(f, seeded, unpack)
+    if scalar_output is not None:
+        _check_scalar(out, scalar_output)
+
+    def split(y, path):
+        _check_output(y, path)
+        return _Pair(_split(y, tag, kc))
+    pairs = _tree_map(split, out)
+    return _unzip(pairs, 0), _unzip(pairs, 1)
 
 
 def _check_scalar(out, name):
@@ -287,13 +292,18 @@ def _columns_to_jacobian(tangents, leaves, unpack):
     return _tree_map(per_output, tangents)
 
 
-def jacobian(f: Callable, x: Any, chunk: int | None = None):
+def jacobian(f: Callable, x: Any, chunk: int | None = None, executor=None):
     """Jacobian of ``f`` at ``x`` by chunked vector-mode forward passes.
 
     Returns an array of shape ``f(x).shape + x.shape`` (per input for tuple ``x``,
     per output for tuple outputs), computed in ``ceil(n / chunk)`` passes each
     carrying ``chunk`` tangents. ``chunk=None`` takes as many directions per pass
     as fit in ``TANGENT_BUDGET`` bytes of input tangents.
+
+    ``executor``: any ``concurrent.futures.Executor`` (a ``ProcessPoolExecutor``
+    with the ``spawn`` start method, Dask's ``Client.get_executor()``); the chunks
+    run as independent tasks on it and ``f`` must be picklable. See
+    :mod:`dualad.parallel`.
 
     Examples
     --------
@@ -303,6 +313,9 @@ def jacobian(f: Callable, x: Any, chunk: int | None = None):
     array([[1., 2.],
            [3., 4.]])
     """
+    if executor is not None:  # issue 6: chunks split across processes / machines
+        from . import parallel
+        return parallel.forward_jacobian(f, x, chunk, executor)
     if _is_numba_dispatcher(f):  # issue 5: njit code runs compiled on duals
         from . import compiled
         return compiled.jacobian(f, x, chunk)
@@ -310,8 +323,10 @@ def jacobian(f: Callable, x: Any, chunk: int | None = None):
     return _columns_to_jacobian(tangents, leaves, unpack)
 
 
-def gradient(f: Callable, x: Any, chunk: int | None = None):
+def gradient(f: Callable, x: Any, chunk: int | None = None, executor=None):
     """Gradient of a scalar ``f: R^n -> R`` with ``x``'s shape, in ``ceil(n / chunk)`` passes.
+
+    ``executor``: run the passes on a ``concurrent.futures.Executor`` (see ``jacobian``).
 
     Examples
     --------
@@ -319,6 +334,9 @@ def gradient(f: Callable, x: Any, chunk: int | None = None):
     >>> gradient(lambda x: np.sum(x ** 2), np.array([1.0, 2.0, 3.0]))
     array([2., 4., 6.])
     """
+    if executor is not None:  # issue 6: chunks split across processes / machines
+        from . import parallel
+        return parallel.forward_jacobian(f, x, chunk, executor, scalar_output="gradient")
     if _is_numba_dispatcher(f):  # issue 5: njit code runs compiled on duals
         from . import compiled
         return compiled.gradient(f, x, chunk)
@@ -326,8 +344,11 @@ def gradient(f: Callable, x: Any, chunk: int | None = None):
     return _columns_to_jacobian(tangents, leaves, unpack)
 
 
-def hessian(f: Callable, x: Any, chunk: int | None = None):
+def hessian(f: Callable, x: Any, chunk: int | None = None, executor=None):
     """Hessian of a scalar ``f`` by forward-over-forward: shape ``x.shape + x.shape``.
+
+    ``executor``: the outer Jacobian's chunks run on it (each task computes its
+    columns of the Hessian, the inner gradient serially); see ``jacobian``.
 
     Examples
     --------
@@ -337,6 +358,9 @@ def hessian(f: Callable, x: Any, chunk: int | None = None):
     array([[ 802., -400.],
            [-400.,  200.]])
     """
+    if executor is not None:  # issue 6: picklable gradient-of-f, outer chunks on the executor
+        from . import parallel
+        return parallel.forward_hessian(f, x, chunk, executor)
     leaves, unpack = _leaves(x)
 
     def grad_f(*args):

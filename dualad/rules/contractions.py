@@ -63,6 +63,12 @@ def _matmul_jvp(primals, tangents, out, nb):
 def _matmul_vjp(argnum, g, primals, out, nb):
     a, b = primals
     a_vec, b_vec = np.ndim(a) == 1, np.ndim(b) == 1
+    # matrix times vector: the vector's cotangent for all batch rows is one GEMM
+    # (g @ a), not one matrix-vector product per row
+    if argnum == 1 and b_vec and np.ndim(a) == 2:
+        return np.matmul(g, a)
+    if argnum == 0 and a_vec and np.ndim(b) == 2:
+        return np.matmul(g, np.swapaxes(b, -1, -2))
     if b_vec:
         g = g[..., None]
     if a_vec:

@@ -31,8 +31,10 @@ def ufunc_rule(ufunc, partials, domain=None, kernel=True):
 
 
 def _safe_base(x, y):
-    # x**(y-1) with the base replaced where y == 0, so x**0 has derivative 0 even at x == 0
-    return np.where(y == 0, 1.0, x)
+    # x**(y-1) with the base replaced where x == y == 0, so 0**0 has derivative 0 (not 0 * inf).
+    # Only there: replacing it wherever y == 0 made d/dy (d/dx x**y) = 1 instead of 1/x at
+    # y == 0, a wrong (and asymmetric) Hessian of x**y (found by dualad.fuzz).
+    return np.where((y == 0) & (x == 0), 1.0, x)
 
 
 def _safe_log(x):
