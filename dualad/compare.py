@@ -8,11 +8,12 @@ from the input size n and output size m with a small cost model:
     cost_forward ≈ n                     (one pass carrying n tangents)
     cost_reverse ≈ m + TAPE_OVERHEAD     (one batched backward of m cotangents, plus the tape)
 
-in units of "one tangent direction through the function"; forward wins ties. Recording and
-walking the tape costs about as much as carrying TAPE_OVERHEAD = 200 extra tangents: fitted to
-the P2 sweep of ``benchmarks/bench_compare.py`` (tanh nets, n, m in {1, 10, 100, 1000}) on a
-2-core machine, where it picks the faster mode in 16 of 16 cells. Forward mode also wins
-small problems outright because it has no tape to build.
+in units of "one direction through the function"; forward wins ties (it builds no tape).
+On the P2 sweep of ``benchmarks/bench_compare.py`` (tanh nets, n, m in {1, 10, 100, 1000},
+2-core machine, one BLAS thread) both modes cost about the same per direction and the
+tape's fixed cost is lost in the noise of the small cells, so TAPE_OVERHEAD = 0 fits best
+(15 of 16 cells; the miss is the n = m = 1000 tie). Raise it to favour forward mode for
+functions whose tape is expensive to build (many small operations).
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ import numpy as np
 from . import transforms
 
 MODES = ("forward", "reverse")
-#: the reverse mode's fixed cost in tangent-direction equivalents; see the module docstring
-TAPE_OVERHEAD = 200
+#: the reverse mode's fixed cost in direction equivalents; see the module docstring
+TAPE_OVERHEAD = 0
 
 
 @dataclass
