@@ -35,6 +35,9 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (best is shown)")
     parser.add_argument("--only", default=None, help="run only problems whose name contains this")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the results as JSON")
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="BLAS threads while timing (default 1: on small shared machines "
+                             "multi-threaded BLAS makes small products erratic; 0 = leave as is)")
     parser.add_argument("--plot", dest="plot_path", default=None,
                         help="also write a plot (PNG; needs matplotlib: pip install 'dualad[plot]')")
     parser.set_defaults(run=run_compare)
@@ -52,13 +55,17 @@ def run_compare(args: argparse.Namespace) -> int:
     problems = [p for p in suite(args.quick) if args.only is None or args.only in p.name]
     if not problems:
         raise UsageError(f"no problem name contains {args.only!r}")
+    if args.blas_threads < 0:
+        raise UsageError(f"--blas-threads must be >= 0, got {args.blas_threads}")
     print(HEADER, flush=True)
     reports, start = [], time.perf_counter()
-    for i, problem in enumerate(problems, 1):
-        print(f"[{i}/{len(problems)}] {problem.name} ...", file=sys.stderr, flush=True)
-        report = compare(problem.f, problem.x, name=problem.name, repeats=args.repeats, memory=False)
-        reports.append(report)
-        print(report.row(), flush=True)
+    with _blas_threads(args.blas_threads):
+        for i, problem in enumerate(problems, 1):
+            print(f"[{i}/{len(problems)}] {problem.name} ...", file=sys.stderr, flush=True)
+            report = compare(problem.f, problem.x, name=problem.name, repeats=args.repeats,
+                             memory=False)
+            reports.append(report)
+            print(report.row(), flush=True)
     picked_right = sum(r.predicted == r.faster for r in reports)
     print(f"\n'picked' (cost model) matches the measured faster mode in {picked_right} of "
           f"{len(reports)} problems; {time.perf_counter() - start:.1f} s in all")
@@ -69,6 +76,15 @@ def run_compare(args: argparse.Namespace) -> int:
         plot_reports(reports, args.plot_path)
         print(f"wrote {args.plot_path}")
     return 0
+
+
+def _blas_threads(n):
+    """Limit BLAS to ``n`` threads for the block (0: no limit)."""
+    import contextlib
+    if n == 0:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def plot_reports(reports, path) -> None:
