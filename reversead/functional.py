@@ -93,7 +93,7 @@ def _grads_or_zeros(tensors, grads, batch=(), internal_root=False):
             res.append(np.zeros(tuple(batch) + t.shape, dtype=strip(t.data).dtype))
         elif isinstance(g, np.ndarray) and ((g.base is not None and not internal_root)
                                             or not g.flags.writeable
-                                            or any(np.may_share_memory(g, h) for h in res)):
+                                            or any(isinstance(h, np.ndarray) and np.may_share_memory(g, h) for h in res)):
             res.append(np.array(g))
         else:
             res.append(g)

@@ -345,3 +345,12 @@ def test_functional_on_tensor_api_mixture():
 
     x0 = np.array([0.5, -1.0, 2.0, 0.25])
     np.testing.assert_allclose(rd.gradient(f, x0), numerical_jacobian(f, x0), rtol=1e-6, atol=1e-8)
+
+
+def test_hessian_of_function_linear_in_one_input():
+    """Found by dualad.fuzz: one input's gradient plain, the other's a DualArray."""
+    import reversead
+    H = reversead.hessian(lambda a, b: np.sum(a * a) + np.sum(b), (np.ones(2), np.ones(2)))
+    np.testing.assert_array_equal(H[0][0], 2 * np.eye(2))
+    for block in (H[0][1], H[1][0], H[1][1]):
+        np.testing.assert_array_equal(block, np.zeros((2, 2)))
