@@ -15,6 +15,7 @@ from . import forward
 from .errors import DerivativeDropError, ShapeError
 from .rules import RULES, strip
 from .rules.dispatch import array_function, array_ufunc
+from .rules.methods import ArrayMethods
 from .rules.shape import check_index, getitem_rule, setitem_rule
 from .rules.reductions import cumprod as _cumprod_impl  # noqa: F401  (registers scans)
 
@@ -33,7 +34,7 @@ def as_float_array(x: Any, what: str = "input") -> np.ndarray:
     return arr
 
 
-class DualArray(NDArrayOperatorsMixin):
+class DualArray(ArrayMethods, NDArrayOperatorsMixin):
     """An array of dual numbers ``primal + ε·tangent`` with k directions.
 
     Parameters
@@ -120,10 +121,6 @@ class DualArray(NDArrayOperatorsMixin):
     def k(self) -> int:
         """Number of tangent directions carried."""
         return self._t.shape[0]
-
-    @property
-    def T(self):
-        return np.transpose(self)
 
     def __len__(self) -> int:
         if not self.shape:
@@ -215,70 +212,6 @@ class DualArray(NDArrayOperatorsMixin):
             self.primal, self._t, self.tag = result.primal, result._t, result.tag
         else:
             self.primal, self._t = result.primal, result._t
-
-    # -- ndarray-like methods (each forwards to the NumPy function) --
-    def reshape(self, *shape, order="C"):
-        return np.reshape(self, shape[0] if len(shape) == 1 else shape, order=order)
-
-    def transpose(self, *axes):
-        return np.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
-
-    def ravel(self, order="C"):
-        return np.ravel(self, order)
-
-    def flatten(self, order="C"):
-        return np.ravel(self, order)
-
-    def squeeze(self, axis=None):
-        return np.squeeze(self, axis)
-
-    def swapaxes(self, a, b):
-        return np.swapaxes(self, a, b)
-
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
-        return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
-
-    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
-        return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
-
-    def prod(self, axis=None, keepdims=False):
-        return np.prod(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return np.max(self, axis=axis, keepdims=keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        return np.min(self, axis=axis, keepdims=keepdims)
-
-    def var(self, axis=None, ddof=0, keepdims=False):
-        return np.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    def std(self, axis=None, ddof=0, keepdims=False):
-        return np.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    def cumsum(self, axis=None):
-        return np.cumsum(self, axis=axis)
-
-    def cumprod(self, axis=None):
-        return np.cumprod(self, axis=axis)
-
-    def trace(self, offset=0, axis1=0, axis2=1):
-        return np.trace(self, offset, axis1, axis2)
-
-    def diagonal(self, offset=0, axis1=0, axis2=1):
-        return np.diagonal(self, offset, axis1, axis2)
-
-    def clip(self, a_min=None, a_max=None):
-        return np.clip(self, a_min, a_max)
-
-    def dot(self, other):
-        return np.dot(self, other)
-
-    def argmax(self, axis=None):
-        return np.argmax(strip(self), axis=axis)
-
-    def argmin(self, axis=None):
-        return np.argmin(strip(self), axis=axis)
 
     def copy(self):
         return DualArray._make(_copy(self.primal), _copy(self._t), self.tag)

@@ -18,6 +18,7 @@ from dualad.rules import RULES, strip
 from dualad.rules.core import CONFIG as _CONFIG
 from dualad.rules.core import UFUNC_RULES, NONDIFF_UFUNCS, Elementwise, unbroadcast
 from dualad.rules.dispatch import array_function, array_ufunc
+from dualad.rules.methods import ArrayMethods
 from dualad.rules.shape import check_index
 
 from .errors import BackwardError, InplaceError
@@ -375,7 +376,7 @@ def _as_data(data, requires_grad):
     return arr
 
 
-class Tensor(NDArrayOperatorsMixin):
+class Tensor(ArrayMethods, NDArrayOperatorsMixin):
     """An array that records operations for reverse-mode differentiation.
 
     Integer data with ``requires_grad=True`` is promoted to float64 (only
@@ -467,10 +468,6 @@ class Tensor(NDArrayOperatorsMixin):
 
     def numel(self) -> int:
         return self.size
-
-    @property
-    def T(self):
-        return np.transpose(self)
 
     @property
     def _version(self) -> list:
@@ -663,54 +660,9 @@ class Tensor(NDArrayOperatorsMixin):
     def __setitem__(self, index, value):
         self._inplace(RULES["setitem"](self, value, index=check_index(index)))
 
-    # -- ndarray-like methods --
-    def sum(self, axis=None, keepdims=False):
-        return np.sum(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return np.mean(self, axis=axis, keepdims=keepdims)
-
-    def prod(self, axis=None, keepdims=False):
-        return np.prod(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return np.max(self, axis=axis, keepdims=keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        return np.min(self, axis=axis, keepdims=keepdims)
-
-    def var(self, axis=None, ddof=0, keepdims=False):
-        return np.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    def std(self, axis=None, ddof=0, keepdims=False):
-        return np.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    def reshape(self, *shape):
-        return np.reshape(self, shape[0] if len(shape) == 1 else shape)
-
+    # -- ndarray-like methods: the shared ones come from ArrayMethods --
     def view(self, *shape):
         return self.reshape(*shape)
-
-    def transpose(self, *axes):
-        return np.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
-
-    def ravel(self):
-        return np.ravel(self)
-
-    def flatten(self):
-        return np.ravel(self)
-
-    def squeeze(self, axis=None):
-        return np.squeeze(self, axis)
-
-    def cumsum(self, axis=None):
-        return np.cumsum(self, axis=axis)
-
-    def dot(self, other):
-        return np.dot(self, other)
-
-    def clip(self, a_min=None, a_max=None):
-        return np.clip(self, a_min, a_max)
 
     def exp(self):
         return np.exp(self)
@@ -733,8 +685,6 @@ class Tensor(NDArrayOperatorsMixin):
     def sqrt(self):
         return np.sqrt(self)
 
-    def argmax(self, axis=None):
-        return np.argmax(strip(self.data), axis=axis)
 
     def copy(self):
         return self * 1.0 if self.requires_grad else Tensor._make(np.copy(strip(self.data)) if isinstance(self.data, np.ndarray) else self.data, False, None)
