@@ -5,15 +5,15 @@ tangents) and ``reversead.jacobian`` (reverse: batched cotangents) in one proces
 and returns a :class:`Report`. ``jacobian(f, x, mode="auto")`` picks a mode
 from the input size n and output size m with a small cost model:
 
-    cost_forward ≈ n                     (one pass carrying n tangents)
-    cost_reverse ≈ m + TAPE_OVERHEAD     (one batched backward of m cotangents, plus the tape)
+    cost_forward ≈ n                                         (one pass carrying n tangents)
+    cost_reverse ≈ REV_PER_COTANGENT · m + TAPE_OVERHEAD     (one batched backward of m rows)
 
-in units of "one direction through the function"; forward wins ties (it builds no tape).
-On the P2 sweep of ``benchmarks/bench_compare.py`` (tanh nets, n, m in {1, 10, 100, 1000},
-2-core machine, one BLAS thread) both modes cost about the same per direction and the
-tape's fixed cost is lost in the noise of the small cells, so TAPE_OVERHEAD = 0 fits best
-(15 of 16 cells; the miss is the n = m = 1000 tie). Raise it to favour forward mode for
-functions whose tape is expensive to build (many small operations).
+in units of "one tangent direction through the function"; forward wins ties (it builds no
+tape). Fitted to the P2 sweep of ``benchmarks/bench_compare.py`` (tanh nets, n, m in
+{1, 10, 100, 1000}, 2-core machine, one BLAS thread): a cotangent row costs about 0.75 of a
+tangent direction, and recording plus walking the tape about 150 directions, which makes
+forward mode win every small problem. With these constants the model picks the faster mode
+in 16 of the 16 cells. Adjust them for functions of very different shape.
 """
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ import numpy as np
 from . import transforms
 
 MODES = ("forward", "reverse")
-#: the reverse mode's fixed cost in direction equivalents; see the module docstring
-TAPE_OVERHEAD = 0
+#: cost model constants, in tangent-direction equivalents; see the module docstring
+REV_PER_COTANGENT = 0.75
+TAPE_OVERHEAD = 150
 
 
 @dataclass
@@ -116,7 +117,7 @@ def choose_mode(n: int, m: int) -> str:
     >>> choose_mode(1000, 1), choose_mode(1, 1000)
     ('reverse', 'forward')
     """
-    return "forward" if n <= m + TAPE_OVERHEAD else "reverse"
+    return "forward" if n <= REV_PER_COTANGENT * m + TAPE_OVERHEAD else "reverse"
 
 
 def jacobian(f: Callable, x: Any, mode: str = "auto", chunk: int | None = None):

@@ -113,7 +113,7 @@ def elementwise_jvp(rule, primals, tangents):
     broadcasting other than scalar operands, nested duals, a rule that does not compile);
     the caller then runs ``rule.primal`` and ``rule.jvp``, which give the same results.
     """
-    if BACKEND != "numba" or not has_kernel(rule) or _work(primals, tangents) < MIN_WORK:
+    if BACKEND != "numba" or _work(primals, tangents) < MIN_WORK or not has_kernel(rule):
         return None
     plan = _plan(rule, primals, tangents, None)
     if plan is None:
@@ -176,9 +176,14 @@ MIN_WORK = 1024
 
 
 def _work(primals, tangents) -> int:
-    size = max((p.size for p in primals if type(p) is np.ndarray), default=0)
-    k = next((t.shape[0] for t in tangents if t is not None and getattr(t, "ndim", 0)), 1)
-    return size * k
+    size = 0
+    for p in primals:
+        if type(p) is np.ndarray and p.size > size:
+            size = p.size
+    for t in tangents:
+        if type(t) is np.ndarray and t.ndim:
+            return size * t.shape[0]
+    return size
 
 
 def _size(shape) -> int:
@@ -195,7 +200,14 @@ def has_kernel(rule) -> bool:
     linear: NumPy already forms their tangent in one pass (``t0 + t1``, ``-t``) with
     nothing to evaluate per element, so they keep the NumPy path and cost no compile time.
     """
-    return bool(getattr(rule, "kernel", False)) and any(callable(p) for p in rule.partials)
+    known = _HAS_KERNEL.get(rule)
+    if known is None:
+        known = _HAS_KERNEL[rule] = (bool(getattr(rule, "kernel", False))
+                                     and any(callable(p) for p in rule.partials))
+    return known
+
+
+_HAS_KERNEL: dict = {}  # per rule: decided once (the table does not change at run time)
 
 
 def _nan_safe() -> bool:

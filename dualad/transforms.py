@@ -221,11 +221,15 @@ def _basis(leaves, start, k):
     for leaf in leaves:
         shape = tuple(np.shape(leaf))
         size = math.prod(shape)
-        t = np.zeros((k, size), dtype=_float_dtype(_strip(leaf)))
+        dtype = _float_dtype(_strip(leaf))
         lo, hi = max(start, offset), min(start + k, offset + size)
-        if lo < hi:
-            rows = np.arange(lo, hi)
-            t[rows - start, rows - offset] = 1
+        if lo == start and k == size and offset == start:
+            t = np.eye(size, dtype=dtype)  # the whole leaf in one pass
+        else:
+            t = np.zeros((k, size), dtype=dtype)
+            if lo < hi:
+                rows = np.arange(lo, hi)
+                t[rows - start, rows - offset] = 1
         seeds.append(t.reshape((k,) + shape))
         offset += size
     return seeds
@@ -279,13 +283,16 @@ def _tree_zip_concat(parts):
 def _columns_to_jacobian(tangents, leaves, unpack):
     """(n, *S_out) tangents -> J of shape S_out + x.shape (a tuple over inputs for tuple x)."""
     def per_output(t, path):
-        moved = np.moveaxis(t, 0, -1) if np.ndim(t) > 1 else t
+        if type(t) is np.ndarray:  # plain: a direct transpose (np.moveaxis costs more here)
+            moved = t.transpose(tuple(range(1, t.ndim)) + (0,)) if t.ndim > 1 else t
+        else:
+            moved = np.moveaxis(t, 0, -1) if np.ndim(t) > 1 else t
         out_shape = tuple(np.shape(t))[1:]
         blocks, offset = [], 0
         for leaf in leaves:
             shape = tuple(np.shape(leaf))
             size = math.prod(shape)
-            block = moved[..., offset:offset + size]
+            block = moved if len(leaves) == 1 else moved[..., offset:offset + size]
             blocks.append(np.reshape(block, out_shape + shape))
             offset += size
         return tuple(blocks) if unpack else blocks[0]

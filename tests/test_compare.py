@@ -40,8 +40,8 @@ def test_compare_report_fields_and_agreement():
 
 @pytest.mark.parametrize("n,m,expected", [(1000, 1, "reverse"), (1, 1000, "forward"),
                                           (2, 2, "forward"), (500, 3, "reverse"),
-                                          (100, 1, "reverse"), (1000, 100, "reverse"),
-                                          (1000, 1000, "forward")])
+                                          (100, 1, "forward"), (1000, 100, "reverse"),
+                                          (1000, 1000, "reverse")])
 def test_choose_mode_tall_forward_wide_reverse(n, m, expected):
     assert cmp.choose_mode(n, m) == expected
 
