@@ -369,7 +369,22 @@ def hessian(f: Callable, x: Any, chunk: int | None = None, executor=None):
         from . import parallel
         return parallel.forward_hessian(f, x, chunk, executor)
     leaves, unpack = _leaves(x)
+    inner, outer = _hessian_chunks(chunk, leaves)
 
     def grad_f(*args):
-        return gradient(f, tuple(args) if unpack else args[0], chunk)
-    return jacobian(grad_f, tuple(leaves) if unpack else leaves[0], chunk)
+        return gradient(f, tuple(args) if unpack else args[0], inner)
+    return jacobian(grad_f, tuple(leaves) if unpack else leaves[0], outer)
+
+
+def _hessian_chunks(chunk, leaves):
+    """(inner, outer) chunk sizes: nested tangents hold outer x inner x n numbers.
+
+    With ``chunk=None`` the inner gradient takes its usual chunk and the outer pass only as
+    many directions as keep the nested tangents within ``TANGENT_BUDGET`` bytes.
+    """
+    if chunk is not None:
+        return chunk, chunk
+    n = sum(math.prod(np.shape(v)) for v in leaves)
+    inner = _pick_chunk(None, n, leaves)
+    itemsize = max(np.dtype(_float_dtype(_strip(v))).itemsize for v in leaves)
+    return inner, max(1, min(n, TANGENT_BUDGET // max(1, itemsize * n * inner)))
