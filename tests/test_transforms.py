@@ -216,3 +216,14 @@ def test_both_modes_agree_on_the_network():
     x = RNG.standard_normal(4)
     np.testing.assert_allclose(dualad.jacobian(network, x), reversead.jacobian(network, x), rtol=1e-12, atol=1e-14)
     check_grads(network, x, order=2, modes=("fwd", "rev"))
+
+
+def test_hessian_outer_chunk_keeps_nested_tangents_in_budget(monkeypatch):
+    from dualad import transforms
+    inner, outer = transforms._hessian_chunks(None, [np.ones(1000)])
+    assert inner == 1000 and outer * inner * 1000 * 8 <= transforms.TANGENT_BUDGET
+    monkeypatch.setattr(transforms, "TANGENT_BUDGET", 8 * 6 * 6 * 2)  # forces 3 outer passes
+    assert transforms._hessian_chunks(None, [np.ones(6)]) == (6, 2)
+    rosen = lambda v: np.sum(100.0 * (v[1:] - v[:-1] ** 2) ** 2 + (1.0 - v[:-1]) ** 2)
+    x = np.linspace(-1.0, 1.5, 6)
+    np.testing.assert_allclose(dualad.hessian(rosen, x), dualad.hessian(rosen, x, chunk=6), rtol=1e-13)
