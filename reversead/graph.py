@@ -98,17 +98,19 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
     useful = None if inputs is None else _useful([n for _, n in heap], capture_node, capture_leaf)
 
     grads_pop, grads_get = grads.pop, grads.get
-    # ``following``: the one pending node while the heap is empty (a chain skips the heap)
-    following = None
+    # ``following``: the one pending node while the heap is empty (a chain skips the heap),
+    # with its gradient ``following_g`` (kept out of ``grads`` until the heap is used)
+    following = following_g = None
+    top_level = nb == 0
     while True:
         if following is not None:
-            node, following = following, None
+            node, g, following = following, following_g, None
         elif heap:
             node = heappop(heap)[1]
+            g = grads_pop(node)
         else:
             break
-        g = grads_pop(node)
-        if nb == 0 and (node.hooks is not None or node.retained is not None):
+        if top_level and (node.hooks is not None or node.retained is not None):
             g = _node_hooks(node, g, create_graph, shared)
         if capture_node and node in capture_node:
             for i in capture_node[node]:
@@ -137,13 +139,17 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
             if gi is None:
                 continue
             if isinstance(edge, Node):
+                if edge is following:
+                    following_g = following_g + gi
+                    continue
                 prev = grads_get(edge)
                 if prev is None:
-                    grads[edge] = gi
                     if following is None and not heap:
-                        following = edge
+                        following, following_g = edge, gi
                     else:
+                        grads[edge] = gi
                         if following is not None:
+                            grads[following] = following_g
                             heappush(heap, (-following.seq, following))
                             following = None
                         heappush(heap, (-edge.seq, edge))

@@ -71,6 +71,8 @@ def normalize_axis(axis: int, ndim: int) -> int:
 
 def unbroadcast(g, shape: tuple, nb: int):
     """Sum batched ``g`` down to ``batch + shape``: the transpose of broadcasting."""
+    if nb == 0 and g.shape == shape:
+        return g  # nothing to sum (the common case)
     data_ndim = g.ndim - nb
     lead = data_ndim - len(shape)
     axes = list(range(nb, nb + lead))
@@ -78,7 +80,10 @@ def unbroadcast(g, shape: tuple, nb: int):
         if n == 1 and g.shape[nb + lead + i] != 1:
             axes.append(nb + lead + i)
     if axes:
-        g = np.sum(g, axis=tuple(axes), keepdims=True)
+        if type(g) is np.ndarray:  # what np.sum runs for an ndarray, without its wrapper
+            g = np.add.reduce(g, axis=tuple(axes), keepdims=True)
+        else:
+            g = np.sum(g, axis=tuple(axes), keepdims=True)
     if lead or g.shape[nb:] != tuple(shape):
         g = g.reshape(g.shape[:nb] + tuple(shape))
     return g
