@@ -115,9 +115,9 @@ class Weighted(Rule):
 
 
 def _extremum_weights(x, out_kept, axes):
-    hit = x == out_kept  # ties share the derivative equally
-    w = hit / np.sum(hit, axis=axes, keepdims=True)
-    return w.astype(_strip(x).dtype, copy=False)  # float32 stays float32
+    # ties share the derivative equally; computed in x's float dtype (no float64 detour)
+    hit = np.asarray(x == out_kept).astype(_strip(x).dtype)
+    return hit / np.add.reduce(hit, axis=axes, keepdims=True)
 
 
 def _prod_weights(x, out_kept, axes):
