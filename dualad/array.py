@@ -13,11 +13,10 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from . import forward
 from .errors import DerivativeDropError, ShapeError
-from .rules import RULES, strip
+from .rules import RULES
 from .rules.dispatch import array_function, array_ufunc
 from .rules.methods import ArrayMethods
 from .rules.shape import check_index, getitem_rule, setitem_rule
-from .rules.reductions import cumprod as _cumprod_impl  # noqa: F401  (registers scans)
 
 
 

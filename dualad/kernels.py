@@ -645,24 +645,35 @@ def _load_module(rule, dtype):
             [source.encode(), version.encode()] + [_fingerprint(p) for p in rule.partials])
         ).hexdigest()[:16]
         module_name = f"dualad_kernel_{rule.name}_{dtype.name}_{digest}"
-        if directory:
-            path = os.path.join(directory, module_name + ".py")
-            if not os.path.exists(path):
-                partial_path = f"{path}.{os.getpid()}.tmp"
-                with open(partial_path, "w") as handle:
-                    handle.write(source)
-                os.replace(partial_path, path)
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module  # Numba's cache re-imports it by name
-            spec.loader.exec_module(module)
-        else:  # no writable location: same source, compiled in memory
-            module = types.ModuleType(module_name)
-            module.__file__ = f"<{module_name}>"
-            sys.modules[module_name] = module
-            exec(compile(source, module.__file__, "exec"), module.__dict__)
+        module = import_generated(module_name, source, directory)
         _modules[key] = module
         return module
+
+
+def import_generated(module_name, source, directory, preset=None):
+    """Import generated ``source`` as ``module_name``: from ``directory/module_name.py``
+    (written once, atomically) so Numba's ``cache=True`` works across processes, or in
+    memory when there is no writable ``directory``. ``preset`` names globals the source
+    expects before it runs."""
+    if directory:
+        path = os.path.join(directory, module_name + ".py")
+        if not os.path.exists(path):
+            partial_path = f"{path}.{os.getpid()}.tmp"
+            with open(partial_path, "w") as handle:
+                handle.write(source)
+            os.replace(partial_path, path)
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        module.__dict__.update(preset or {})
+        sys.modules[module_name] = module  # Numba's cache re-imports it by name
+        spec.loader.exec_module(module)
+    else:  # no writable location: same source, compiled in memory
+        module = types.ModuleType(module_name)
+        module.__file__ = f"<{module_name}>"
+        module.__dict__.update(preset or {})
+        sys.modules[module_name] = module
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+    return module
 
 
 def _cache_location():

@@ -1,8 +1,6 @@
 """``backward`` and ``grad``: the user-facing entry points to the engine."""
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
 from dualad.rules import strip

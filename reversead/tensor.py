@@ -24,7 +24,7 @@ from dualad.rules.shape import check_index
 from .errors import BackwardError, InplaceError
 from .grad_mode import _state as _grad_state
 from .grad_mode import is_grad_enabled
-from .graph import Node, _sequence, run_backward
+from .graph import Node, _sequence
 
 _PACKAGE_DIRS = tuple(p for p in (__file__.rsplit("reversead", 1)[0] + "reversead",
                                   __file__.rsplit("reversead", 1)[0] + "dualad",

@@ -1,7 +1,6 @@
 """Shared fixtures and markers for the test-suite."""
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest

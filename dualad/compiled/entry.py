@@ -27,13 +27,11 @@ generated operators); a second process loads it from the cache in tens of millis
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import inspect
 import math
 import os
 import sys
 import threading
-import types as pytypes
 import weakref
 
 import numpy as np
@@ -489,24 +487,7 @@ def _load_module(dual, spec, k, ko, dtype):
     module = sys.modules.get(module_name)
     if module is not None and getattr(module, "_f", None) is dual.f:
         return module
-    if directory:
-        path = os.path.join(directory, module_name + ".py")
-        if not os.path.exists(path):
-            partial_path = f"{path}.{os.getpid()}.tmp"
-            with open(partial_path, "w") as handle:
-                handle.write(source)
-            os.replace(partial_path, path)
-        spec_ = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec_)
-        module._f = dual.f
-        sys.modules[module_name] = module
-        spec_.loader.exec_module(module)
-    else:
-        module = pytypes.ModuleType(module_name)
-        module.__file__ = f"<{module_name}>"
-        module._f = dual.f
-        sys.modules[module_name] = module
-        exec(compile(source, module.__file__, "exec"), module.__dict__)
+    module = kernels.import_generated(module_name, source, directory, preset={"_f": dual.f})
     return module
 
 
