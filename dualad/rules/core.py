@@ -125,10 +125,11 @@ def scale(partial, t):
             return t
         if partial == -1:
             return -t
-    product = partial * t
     if CONFIG.nan_safe:
-        product = np.where(t == 0, 0, product)
-    return product
+        with np.errstate(invalid="ignore"):  # inf * 0 is replaced just below
+            product = partial * t
+        return np.where(t == 0, 0, product)
+    return partial * t
 
 
 # -- binding --------------------------------------------------------------------
