@@ -38,28 +38,13 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import dualad  # noqa: E402
 from common import best_time, machine, write_json  # noqa: E402
+from dualad.problems import LORENZ_STEPS as STEPS, lorenz_scalar  # noqa: E402
 
-STEPS = 1000
 S0 = np.array([1.0, 1.0, 1.0])
 PARAMS = (10.0, 28.0, 8.0 / 3.0)
 
 
-@njit
-def lorenz_final(s0, sigma, rho, beta):
-    x, y, z = s0
-    h = 0.01
-    for _ in range(STEPS):
-        k1x, k1y, k1z = sigma * (y - x), x * (rho - z) - y, x * y - beta * z
-        x2, y2, z2 = x + 0.5 * h * k1x, y + 0.5 * h * k1y, z + 0.5 * h * k1z
-        k2x, k2y, k2z = sigma * (y2 - x2), x2 * (rho - z2) - y2, x2 * y2 - beta * z2
-        x3, y3, z3 = x + 0.5 * h * k2x, y + 0.5 * h * k2y, z + 0.5 * h * k2z
-        k3x, k3y, k3z = sigma * (y3 - x3), x3 * (rho - z3) - y3, x3 * y3 - beta * z3
-        x4, y4, z4 = x + h * k3x, y + h * k3y, z + h * k3z
-        k4x, k4y, k4z = sigma * (y4 - x4), x4 * (rho - z4) - y4, x4 * y4 - beta * z4
-        x = x + h / 6.0 * (k1x + 2.0 * k2x + 2.0 * k3x + k4x)
-        y = y + h / 6.0 * (k1y + 2.0 * k2y + 2.0 * k3y + k4y)
-        z = z + h / 6.0 * (k1z + 2.0 * k2z + 2.0 * k3z + k4z)
-    return x, y, z
+lorenz_final = njit(lorenz_scalar)
 
 
 @njit

@@ -43,7 +43,7 @@ def main(argv=None) -> int:
             continue
         target = out / script.replace(".py", ".json")
         cmd = [sys.executable, str(HERE / script), "--json", str(target)]
-        if args.quick:
+        if args.quick and '"--quick"' in (HERE / script).read_text():  # only scripts that take it
             cmd.append("--quick")
         print(f"== {script}", flush=True)
         start = time.perf_counter()
