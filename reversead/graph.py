@@ -247,6 +247,6 @@ def _deliver_leaf(leaf, g, capture_leaf, results, create_graph, nb, shared):
     for hook in leaf._hooks or ():
         replaced = hook(g)
         g = replaced if replaced is not None else g
-    if not create_graph and hasattr(g, "detach"):
+    if not create_graph and type(g) is not np.ndarray and hasattr(g, "detach"):
         g = g.detach()
     leaf.grad = _fresh(g, shared) if leaf.grad is None else _owned(leaf.grad + g)

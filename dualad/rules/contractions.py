@@ -62,6 +62,12 @@ def _matmul_jvp(primals, tangents, out, nb):
 
 def _matmul_vjp(argnum, g, primals, out, nb):
     a, b = primals
+    if nb == 0 and type(g) is np.ndarray and g.ndim == 2:
+        # matrix @ matrix on plain arrays, the layer of a network: one GEMM, no helpers
+        if argnum == 0 and type(b) is np.ndarray and b.ndim == 2:
+            return np.matmul(g, b.T)
+        if argnum == 1 and type(a) is np.ndarray and a.ndim == 2:
+            return np.matmul(a.T, g)
     a_vec, b_vec = np.ndim(a) == 1, np.ndim(b) == 1
     # matrix times vector: the vector's cotangent for all batch rows is one GEMM
     # (g @ a), not one matrix-vector product per row

@@ -81,12 +81,42 @@ def unbroadcast(g, shape: tuple, nb: int):
             axes.append(nb + lead + i)
     if axes:
         if type(g) is np.ndarray:  # what np.sum runs for an ndarray, without its wrapper
+            if nb == 0 and len(axes) == lead:
+                # only leading axes (a bias): the sum has x's shape already, and is no view
+                # (a view would be copied again before it becomes a leaf's .grad)
+                return np.add.reduce(g, axis=tuple(axes))
             g = np.add.reduce(g, axis=tuple(axes), keepdims=True)
         else:
             g = np.sum(g, axis=tuple(axes), keepdims=True)
     if lead or g.shape[nb:] != tuple(shape):
         g = g.reshape(g.shape[:nb] + tuple(shape))
     return g
+
+
+def broadcast_view(g, shape: tuple):
+    """``np.broadcast_to(g, shape)`` (a read-only array) without its Python-level cost.
+
+    Reverse mode broadcasts the cotangent of every reduction; ``np.broadcast_to`` builds an
+    iterator for that and costs ~7 us a call, ten times the op it serves on small arrays.
+    A small ``g`` is copied into an immutable buffer that the result views.
+    """
+    if type(g) is not np.ndarray:
+        if type(g) is not np.float64 and type(g) is not np.float32:
+            return np.broadcast_to(g, shape)
+        g = np.asarray(g)
+    gshape = g.shape
+    lead = len(shape) - len(gshape)
+    if lead < 0 or g.size > 4096 or not g.flags.c_contiguous:
+        return np.broadcast_to(g, shape)
+    strides = [0] * lead
+    for n, m, st in zip(gshape, shape[lead:], g.strides):
+        if n == m:
+            strides.append(st)
+        elif n == 1:
+            strides.append(0)
+        else:
+            return np.broadcast_to(g, shape)  # incompatible shapes: NumPy's error
+    return np.ndarray(shape, g.dtype, g.tobytes(), 0, tuple(strides))
 
 
 def full_batch(t, batch: tuple, shape: tuple):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Linear, Rule, normalize_axis, register_function, shift_axis
+from .core import Linear, Rule, broadcast_view, normalize_axis, register_function, shift_axis
 from .shape import _ex, reshape
 
 _NOVALUE = np._NoValue
@@ -44,10 +44,20 @@ def _sum_batched(tangents, primals, nb, axis, keepdims):
     return np.sum(t, axis=shift_axis(axis, nb, np.ndim(primals[0])), keepdims=keepdims)
 
 
+def _shape(x):
+    shape = getattr(x, "shape", None)
+    return shape if type(shape) is tuple else np.shape(x)
+
+
 def _sum_transpose(argnum, out_bar, primals, nb, axis, keepdims):
-    x_shape = np.shape(primals[0])
+    x_shape = _shape(primals[0])
+    if axis is None and nb == 0 and type(out_bar) in _FLOAT_SCALARS:
+        return broadcast_view(out_bar, x_shape)  # a full sum's scalar cotangent (a loss)
     g = _keep(out_bar, _axes(axis, len(x_shape)), nb, keepdims)
-    return np.broadcast_to(g, out_bar.shape[:nb] + x_shape)
+    return broadcast_view(g, out_bar.shape[:nb] + x_shape)
+
+
+_FLOAT_SCALARS = (np.float64, np.float32)
 
 
 sum_rule = Linear("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
@@ -92,8 +102,10 @@ class Weighted(Rule):
 
     kind = "reduction"
 
-    def __init__(self, name, primal, weights):
+    def __init__(self, name, primal, weights, cotangent=None):
         self.weights = weights
+        #: optional ``(x, out_kept, out_bar_kept, axes) -> x_bar``, cheaper than ``out_bar * w``
+        self.cotangent = cotangent
         super().__init__(name, primal)
 
     def saved_for(self, argnum):
@@ -110,6 +122,10 @@ class Weighted(Rule):
         return np.sum(w * t, axis=tuple(a + nb for a in axes), keepdims=static["keepdims"])
 
     def vjp(self, argnum, out_bar, primals, out, nb, static):
+        if self.cotangent is not None:
+            x, keepdims = primals[0], static["keepdims"]
+            axes = _axes(static["axis"], np.ndim(x))
+            return self.cotangent(x, _keep(out, axes, 0, keepdims), _keep(out_bar, axes, nb, keepdims), axes)
         w, axes = self._w(primals, out, **static)
         return _keep(out_bar, axes, nb, static["keepdims"]) * w
 
@@ -118,6 +134,13 @@ def _extremum_weights(x, out_kept, axes):
     # ties share the derivative equally; computed in x's float dtype (no float64 detour)
     hit = np.asarray(x == out_kept).astype(_strip(x).dtype)
     return hit / np.add.reduce(hit, axis=axes, keepdims=True)
+
+
+def _extremum_cotangent(x, out_kept, g_kept, axes):
+    # the same numbers as ``g * weights``, with the division done on the reduced shape
+    hit = np.asarray(x == out_kept)
+    count = np.add.reduce(hit, axis=axes, keepdims=True, dtype=_strip(x).dtype)
+    return hit * (g_kept / count)
 
 
 def _prod_weights(x, out_kept, axes):
@@ -138,8 +161,8 @@ def _reduce_primal(func):
     return lambda x, axis, keepdims: func(x, axis=axis, keepdims=keepdims)
 
 
-max_rule = Weighted("max", _reduce_primal(np.max), _extremum_weights)
-min_rule = Weighted("min", _reduce_primal(np.min), _extremum_weights)
+max_rule = Weighted("max", _reduce_primal(np.max), _extremum_weights, _extremum_cotangent)
+min_rule = Weighted("min", _reduce_primal(np.min), _extremum_weights, _extremum_cotangent)
 prod_rule = Weighted("prod", _reduce_primal(np.prod), _prod_weights)
 
 
