@@ -24,6 +24,10 @@ def _root_grads(outputs, grad_outputs, name):
                                 f"grad_fn ({name} on a tensor of shape {out.shape} that no tensor with "
                                 "requires_grad=True flowed into)")
         if g is None:
+            data = out._data
+            if type(data) is np.float64 or type(data) is np.float32:  # a scalar loss: the common case
+                grads.append(type(data)(1.0))
+                continue
             if out.size != 1:
                 raise BackwardError(f"grad can be implicitly created only for scalar outputs; this "
                                     f"output has shape {out.shape}: pass gradient= (backward) or "

@@ -162,6 +162,8 @@ class CheckpointOutputBackward(Node):
     __slots__ = ("index",)
 
     def apply(self, g, needed, nb, create_graph):
+        if self.freed:
+            self._freed_error()
         return [_Cotangents({self.index: g})]
 
 
@@ -172,6 +174,8 @@ class CheckpointInputBackward(Node):
     __slots__ = ("sink", "index")
 
     def apply(self, g, needed, nb, create_graph):
+        if self.freed:
+            self._freed_error()
         sink = self.sink
         if sink is not None:
             i = self.index

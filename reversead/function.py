@@ -42,6 +42,8 @@ class FunctionNode(Node):
     __slots__ = ("function", "ctx", "shapes")
 
     def apply(self, g, needed, nb, create_graph):
+        if self.freed:
+            self._freed_error()
         if nb:  # a batch of cotangents: one user backward per row
             rows = [self.apply(g[b], needed, 0, create_graph) for b in range(np.shape(g)[0])]
             return [None if rows[0][i] is None else np.stack([r[i] for r in rows])

@@ -115,26 +115,17 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
         if capture_node and node in capture_node:
             for i in capture_node[node]:
                 results[i] = _fresh(g, shared)
-        if useful is None:
-            if node.freed:
-                node._freed_error()
+        if useful is None:  # (each node's apply raises if its saved values were freed)
             in_grads = node.apply(g, node.needed, nb, create_graph)
         elif useful[node]:
-            if node.freed:
-                node._freed_error()
             needed = [_wanted(edge, useful, capture_leaf, inputs) for edge in node.edges]
             in_grads = node.apply(g, needed, nb, create_graph)
         else:
             in_grads = ()
         if not retain_graph:
             node.release()
-        if len(in_grads) > 1:
-            if len(in_grads) == 2:
-                a, b = in_grads
-                if a is b and a is not None:
-                    shared.add(id(a))
-            else:
-                _mark_repeated(in_grads, shared)
+        # (one array sent to two inputs, as a + b does, needs no marking here: the first
+        # leaf that keeps it records it in ``shared``, so a second one gets a copy)
         for edge, gi in zip(node.edges, in_grads):
             if gi is None:
                 continue
@@ -193,17 +184,6 @@ def _wanted(edge, useful, capture_leaf, inputs):
     if isinstance(edge, Node):
         return useful[edge]
     return inputs is None or id(edge) in capture_leaf
-
-
-def _mark_repeated(in_grads, shared):
-    """An array sent to two inputs (``a + b`` passes ``g`` to both) is shared."""
-    seen = set()
-    for gi in in_grads:
-        if gi is not None:
-            key = id(gi)
-            if key in seen:
-                shared.add(key)
-            seen.add(key)
 
 
 def _node_hooks(node, g, create_graph, shared):

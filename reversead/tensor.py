@@ -19,6 +19,7 @@ from dualad.rules.core import CONFIG as _CONFIG
 from dualad.rules.core import UFUNC_RULES, NONDIFF_UFUNCS, Elementwise, unbroadcast
 from dualad.rules.dispatch import array_function, array_ufunc
 from dualad.rules.methods import ArrayMethods
+from dualad.rules.reductions import SIMPLE_REDUCTIONS
 from dualad.rules.shape import check_index
 
 from .errors import BackwardError, InplaceError
@@ -58,11 +59,14 @@ _META_CACHE: dict = {}
 
 def _meta(value):
     if type(value) is np.ndarray:
-        key = (value.shape, value.dtype)
+        dtype = value.dtype
+        # keyed by the dtype's identity (hashing a dtype costs ~1 us); the cached _Meta
+        # holds the dtype, so its id cannot be reused while the entry exists
+        key = (value.shape, id(dtype))
         meta = _META_CACHE.get(key)
         if meta is None:
             meta = _Meta.__new__(_Meta)
-            meta.shape, meta.dtype, meta.ndim = value.shape, value.dtype, value.ndim
+            meta.shape, meta.dtype, meta.ndim = value.shape, dtype, value.ndim
             if len(_META_CACHE) < 1024:
                 _META_CACHE[key] = meta
         return meta
@@ -87,6 +91,7 @@ class RuleNode(Node):
 
     __slots__ = ("static", "saved", "out", "versions", "site_file", "site_line", "needed", "scalar")
     rule = None
+    elementwise = False  # the rule is an ``Elementwise`` (set per subclass)
 
     def apply(self, g, needed, nb, create_graph):
         saved = self.saved
@@ -96,8 +101,12 @@ class RuleNode(Node):
         if versions is not None and (len(versions) != 3 or versions[1][0] != versions[2]):
             self._check_versions()  # (one saved value at its recorded version needs no call)
         rule, out = self.rule, self.out
-        if create_graph or nb or type(rule) is not Elementwise or _CONFIG.nan_safe:
-            return self._general(g, needed, nb, create_graph)
+        if create_graph or nb or not self.elementwise or _CONFIG.nan_safe:
+            if create_graph:
+                return self._general(g, needed, nb, create_graph)
+            static = self.static
+            return [rule.vjp(i, g, saved, out, nb, static) if want else None
+                    for i, want in enumerate(needed)]
         # elementwise: unbroadcast(partial_i * g), without the general machinery
         partials, scalar = rule.partials, self.scalar
         if scalar:  # 0-d floats: partial * g, in the input's type (unrolled: 1 or 2 inputs)
@@ -226,7 +235,8 @@ def _node_class(rule):
     cls = _NODE_CLASSES.get(rule)
     if cls is None:
         stem = _TORCH_NAMES.get(rule.name) or "".join(p.capitalize() for p in rule.name.split("_"))
-        cls = type(f"{stem}Backward", (RuleNode,), {"__slots__": (), "rule": rule})
+        cls = type(f"{stem}Backward", (RuleNode,), {"__slots__": (), "rule": rule,
+                                                      "elementwise": type(rule) is Elementwise})
         _NODE_CLASSES[rule] = cls
     return cls
 
@@ -358,9 +368,13 @@ def _apply_scalar(info, xs, depth):
     if type(out) not in _GENERICS and type(out) is not np.ndarray and getattr(out, "_ad_level", None) is None:
         out = np.asarray(out)
     result._data = out
-    result.grad = result._hooks = result._base = result._ver = None
+    result.grad = None
+    result._hooks = None
+    result._base = None
+    result._ver = None
     if not mask or not _grad_state.enabled:
-        result.requires_grad, result.grad_fn = False, None
+        result.requires_grad = False
+        result.grad_fn = None
         return result
     plan = info.plans.get(key)
     if plan is None:
@@ -377,9 +391,13 @@ def _apply_scalar(info, xs, depth):
     node = _new_node(info.cls)
     node.seq = _next_seq()
     node.edges = edges
-    node.hooks = node.retained = None
+    node.hooks = None
+    node.retained = None
     node.freed = False
-    node.static, node.saved, node.needed, node.scalar = _NO_STATIC, saved, needed, True
+    node.static = _NO_STATIC
+    node.saved = saved
+    node.needed = needed
+    node.scalar = True
     frame = sys._getframe(depth)
     while frame is not None:
         code = frame.f_code
@@ -387,12 +405,14 @@ def _apply_scalar(info, xs, depth):
         if skip is None:
             skip = _SKIP_FILES[code.co_filename] = code.co_filename.startswith(_PACKAGE_DIRS)
         if not skip:
-            node.site_file, node.site_line = code, frame.f_lasti
+            node.site_file = code
+            node.site_line = frame.f_lasti
             break
         frame = frame.f_back
     else:
         node.site_file = node.site_line = None
-    result.requires_grad, result.grad_fn = True, node
+    result.requires_grad = True
+    result.grad_fn = node
     if keep_out:
         node.out = out
         counter = result._ver = [0]
@@ -403,11 +423,14 @@ def _apply_scalar(info, xs, depth):
     return result
 
 
+_BACKWARD = None  # reversead.autograd.backward, bound on first use
+
+
 def _apply_general(info, rule, xs, static):
-    scalar = info.elementwise
+    scalar = elementwise = info.elementwise
     datas, edges, mask, bit = [], [], 0, 1
     for x in xs:
-        if isinstance(x, Tensor):
+        if type(x) is Tensor or isinstance(x, Tensor):
             d = x._data
             if x.requires_grad:
                 fn = x.grad_fn
@@ -418,17 +441,16 @@ def _apply_general(info, rule, xs, static):
         else:
             d = x
             edges.append(None)
-        if scalar and type(d) not in _SCALARS:
+        if not elementwise:
+            if type(d) in _GENERICS:
+                d = np.asarray(d)  # general rules see arrays, as NumPy would give them
+        elif scalar and type(d) not in _SCALARS:
             if type(d) is np.ndarray and d.ndim == 0 and d.dtype.type in _GENERICS:
                 d = d[()]  # a 0-d value: its scalar (a snapshot; versions still guard it)
             else:
                 scalar = False
         datas.append(d)
         bit <<= 1
-    if not info.elementwise:
-        for i, d in enumerate(datas):
-            if type(d) in _GENERICS:
-                datas[i] = np.asarray(d)  # general rules see arrays, as NumPy would give them
     if scalar and info.op is not None and not static:
         out = info.op(*datas)
     else:
@@ -438,9 +460,13 @@ def _apply_general(info, rule, xs, static):
     if type(out) is not np.ndarray and type(out) not in _GENERICS and getattr(out, "_ad_level", None) is None:
         out = np.asarray(out)
     result._data = out
-    result.grad = result._hooks = result._base = result._ver = None
+    result.grad = None
+    result._hooks = None
+    result._base = None
+    result._ver = None
     if not mask or not _grad_state.enabled:
-        result.requires_grad, result.grad_fn = False, None
+        result.requires_grad = False
+        result.grad_fn = None
         return result
 
     if info.nondiff:
@@ -458,8 +484,10 @@ def _apply_general(info, rule, xs, static):
         saved = datas  # the values the VJPs read; of the others only shape and dtype
         for i in unkept:
             d = datas[i]
-            if type(d) not in _SCALARS:
+            if type(d) is np.ndarray:
                 datas[i] = _meta(d)
+            elif type(d) not in _SCALARS:
+                datas[i] = _Meta(d)
     versions = None
     for i in kept:
         x = xs[i]
@@ -471,23 +499,30 @@ def _apply_general(info, rule, xs, static):
     node = _new_node(info.cls)
     node.seq = _next_seq()
     node.edges = tuple(edges)
-    node.hooks = node.retained = None
+    node.hooks = None
+    node.retained = None
     node.freed = False
-    node.static, node.saved, node.needed, node.scalar = static, saved, needed, scalar
+    node.static = static
+    node.saved = saved
+    node.needed = needed
+    node.scalar = scalar
     # where the op was created, for the in-place error: the first frame outside the packages
-    frame = sys._getframe(1)
+    # (frame 1, the caller, is always ours: apply, __array_ufunc__, an operator ...)
+    frame = sys._getframe(2)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        skip = _SKIP_FILES.get(filename)
+        code = frame.f_code
+        skip = _SKIP_FILES.get(code.co_filename)
         if skip is None:
-            skip = _SKIP_FILES[filename] = filename.startswith(_PACKAGE_DIRS)
+            skip = _SKIP_FILES[code.co_filename] = code.co_filename.startswith(_PACKAGE_DIRS)
         if not skip:
-            node.site_file, node.site_line = frame.f_code, frame.f_lasti
+            node.site_file = code
+            node.site_line = frame.f_lasti
             break
         frame = frame.f_back
     else:
         node.site_file = node.site_line = None
-    result.requires_grad, result.grad_fn = True, node
+    result.requires_grad = True
+    result.grad_fn = node
     if keep_out:
         node.out = out
         counter = result._ver = [0]
@@ -738,8 +773,10 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
         saved values for another backward; ``create_graph`` records the backward
         pass so the gradients can be differentiated again.
         """
-        from .autograd import backward
-        backward([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs)
+        global _BACKWARD
+        if _BACKWARD is None:
+            from .autograd import backward as _BACKWARD  # (autograd imports this module)
+        _BACKWARD([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs)
 
     def numpy(self):
         """The data as an ndarray (refuses when it requires grad, as PyTorch does)."""
@@ -782,6 +819,15 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
         return array_ufunc(ufunc, method, inputs, kwargs, "reversead")
 
     def __array_function__(self, func, types, args, kwargs):
+        rule = SIMPLE_REDUCTIONS.get(func)
+        if rule is not None and len(args) == 1:  # np.sum(t, axis=1, keepdims=True): no detour
+            axis, keepdims = kwargs.get("axis"), kwargs.get("keepdims", False)
+            if (len(kwargs) == ("axis" in kwargs) + ("keepdims" in kwargs) and type(keepdims) is bool
+                    and (axis is None or type(axis) is int or type(axis) is tuple)):
+                info = _INFOS.get(rule)
+                if info is None:
+                    info = _INFOS[rule] = _RuleInfo(rule)
+                return _apply_general(info, rule, args, {"axis": axis, "keepdims": keepdims})
         return array_function(func, args, kwargs, "reversead")
 
     # -- fast paths for the common operators (skip NumPy's dispatch) --
