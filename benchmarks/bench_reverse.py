@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import reversead as rd  # noqa: E402
+from dualad import logsumexp  # noqa: E402
 
 
 def best(fn, repeat=7, number=1):
@@ -64,8 +65,13 @@ def mlp_problem(dtype, batch=128, sizes=(784, 256, 256, 10), seed=0):
     return tuple(params), x, y
 
 
-def make_loss(x, y):
-    """The loss as a user writes it in plain NumPy (works on arrays and on Tensors)."""
+def make_loss(x, y, fused=False):
+    """The loss as a user writes it in plain NumPy (works on arrays and on Tensors).
+
+    ``fused``: the log-softmax through the library's ``logsumexp`` primitive (what a
+    PyTorch user gets from ``F.cross_entropy``/``torch.logsumexp``) instead of
+    max/subtract/exp/sum/log written out.
+    """
     batch = x.shape[0]
 
     def loss(W1, b1, W2, b2, W3, b3):
@@ -75,7 +81,14 @@ def make_loss(x, y):
         z = logits - np.max(logits, axis=1, keepdims=True)
         logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
         return -np.sum(logp * y) / batch
-    return loss
+
+    def fused_loss(W1, b1, W2, b2, W3, b3):
+        h1 = np.tanh(x @ W1 + b1)
+        h2 = np.tanh(h1 @ W2 + b2)
+        logits = h2 @ W3 + b3
+        logp = logits - logsumexp(logits, axis=1, keepdims=True)
+        return -np.sum(logp * y) / batch
+    return fused_loss if fused else loss
 
 
 def make_backprop(x, y):

@@ -10,12 +10,13 @@ from .dual import Dual
 from .errors import (ADError, DerivativeDropError, MissingRuleError, NonNumericError,
                      PerturbationError, ShapeError)
 from .options import nan_safe
+from .rules.reductions import logsumexp
 from .transforms import derivative, gradient, hessian, jacobian, jvp
 from .functions import *  # noqa: F401,F403  (dualad.sin, dualad.exp, ...)
 from .functions import __all__ as _function_names
 
 __version__ = "0.1.0"
 
-__all__ = ["Dual", "DualArray", "jit", "jvp", "derivative", "gradient", "jacobian", "hessian", "nan_safe",
+__all__ = ["Dual", "DualArray", "jit", "jvp", "derivative", "gradient", "jacobian", "hessian", "nan_safe", "logsumexp",
            "ADError", "DerivativeDropError", "MissingRuleError", "NonNumericError",
            "PerturbationError", "ShapeError", *_function_names]

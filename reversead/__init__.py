@@ -9,6 +9,8 @@ so both modes differentiate the same plain NumPy functions.
 >>> float(a.grad), float(b.grad)          # 2a + b, a
 (8.0, 3.0)
 """
+from dualad.rules.reductions import logsumexp
+
 from .autograd import backward, grad
 from .checkpoint import checkpoint, checkpoint_sequential
 from .errors import BackwardError, InplaceError
@@ -21,4 +23,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "grad", "backward",
            "Function", "vjp", "gradient", "jacobian", "hessian", "hvp", "BackwardError", "InplaceError",
-           "checkpoint", "checkpoint_sequential"]
+           "checkpoint", "checkpoint_sequential", "logsumexp"]

@@ -101,6 +101,9 @@ class RuleNode(Node):
         if versions is not None and (len(versions) != 3 or versions[1][0] != versions[2]):
             self._check_versions()  # (one saved value at its recorded version needs no call)
         rule, out = self.rule, self.out
+        scalar = self.scalar
+        if scalar and needed is self.needed and not create_graph and not nb and not _CONFIG.nan_safe:
+            return scalar(*saved, out, g)  # 0-d floats: the plan's straight-line VJP
         if create_graph or nb or not self.elementwise or _CONFIG.nan_safe:
             if create_graph:
                 return self._general(g, needed, nb, create_graph)
@@ -108,7 +111,7 @@ class RuleNode(Node):
             return [rule.vjp(i, g, saved, out, nb, static) if want else None
                     for i, want in enumerate(needed)]
         # elementwise: unbroadcast(partial_i * g), without the general machinery
-        partials, scalar = rule.partials, self.scalar
+        partials = rule.partials
         if scalar:  # 0-d floats: partial * g, in the input's type (unrolled: 1 or 2 inputs)
             if len(saved) == 2:
                 x, y = saved
@@ -156,7 +159,13 @@ class RuleNode(Node):
             if type(p) is float or type(p) is int:
                 xb = g if p == 1 else -g if p == -1 else p * g
             elif scalar or _KERNEL_VJP is None:
-                xb = p(*saved, out) * g
+                xb = p(*saved, out)
+                if (type(xb) is np.ndarray and xb.base is None and type(g) is np.ndarray
+                        and xb.shape == g.shape and xb.dtype == g.dtype and xb is not out
+                        and xb is not g and not any(xb is v for v in saved)):
+                    xb = np.multiply(xb, g, out=xb)  # the partial is a temporary of ours: reuse it
+                else:
+                    xb = xb * g
             else:
                 xb = _KERNEL_VJP(rule, i, g, saved, out)
                 if xb is None:
@@ -261,7 +270,7 @@ class _RuleInfo:
         self.fast = self.elementwise and not self.nondiff
 
     def plan(self, rule, mask, n, key):
-        """``(unkept, keep_out, needed, kept)`` for the inputs in ``mask`` (a bit per input)."""
+        """``(unkept, keep_out, needed, kept, scalar_vjp)`` for the inputs in ``mask`` (a bit per input)."""
         plan = self.plans.get(key)
         if plan is None:
             keep, keep_out = set(), False
@@ -272,8 +281,37 @@ class _RuleInfo:
                     keep_out = keep_out or uses_out
             needed = tuple(bool(mask >> i & 1) for i in range(n))
             plan = self.plans[key] = (tuple(i for i in range(n) if i not in keep), keep_out, needed,
-                                      tuple(sorted(i for i in keep if i < n)))
+                                      tuple(sorted(i for i in keep if i < n)),
+                                      _scalar_vjp(rule, needed) if self.elementwise else None)
         return plan
+
+
+def _scalar_vjp(rule, needed):
+    """The VJP of an elementwise rule on 0-d floats for one set of wanted inputs, as one
+    straight-line function ``(*saved, out, g) -> grads`` (the partials bound as constants).
+
+    A scalar tape spends most of its backward time deciding, per node, which partials to
+    apply and how; deciding once per (rule, wanted inputs) leaves only the arithmetic.
+    """
+    n = len(needed)
+    args = ", ".join(f"x{i}" for i in range(n))
+    lines, names, env = [], [], {"GENERICS": _GENERICS}
+    for i, (p, want) in enumerate(zip(rule.partials, needed)):
+        if not want:
+            names.append("None")
+            continue
+        if type(p) in (int, float):
+            expr = "g" if p == 1 else "-g" if p == -1 else f"{float(p)!r} * g"
+        else:
+            env[f"p{i}"] = p
+            expr = f"p{i}({args}, out) * g"
+        lines += [f"    b{i} = {expr}",
+                  f"    if type(b{i}) is not type(x{i}) and type(x{i}) in GENERICS:",
+                  f"        b{i} = type(x{i})(b{i})  # in the input's float type (float32 stays)"]
+        names.append(f"b{i}")
+    source = f"def vjp({args}, out, g):\n" + "\n".join(lines) + f"\n    return ({', '.join(names)},)\n"
+    exec(compile(source, f"<scalar vjp of {rule.name}>", "exec"), env)
+    return env["vjp"]
 
 
 _INFOS: dict = {}
@@ -379,7 +417,7 @@ def _apply_scalar(info, xs, depth):
     plan = info.plans.get(key)
     if plan is None:
         plan = info.plan(info.rule, mask, n, key)
-    unkept, keep_out, needed, kept = plan
+    unkept, keep_out, needed, kept, vjp = plan
     versions = None
     for i in kept:
         x = xs[i]
@@ -397,7 +435,7 @@ def _apply_scalar(info, xs, depth):
     node.static = _NO_STATIC
     node.saved = saved
     node.needed = needed
-    node.scalar = True
+    node.scalar = vjp
     frame = sys._getframe(depth)
     while frame is not None:
         code = frame.f_code
@@ -477,8 +515,9 @@ def _apply_general(info, rule, xs, static):
     plan = info.plans.get(mask | bit)
     if plan is None:
         plan = info.plan(rule, mask, len(xs), mask | bit)
-    unkept, keep_out, needed, kept = plan
+    unkept, keep_out, needed, kept, vjp = plan
     if scalar:
+        scalar = vjp
         saved = tuple(datas)  # floats only: the collector stops tracking such a tuple
     else:
         saved = datas  # the values the VJPs read; of the others only shape and dtype
