@@ -4,7 +4,8 @@ Run ``python benchmarks/bench_reverse.py [--json out.json] [--quick]``. Every ti
 minimum over repeats, and every ratio compares two costs measured in this one process.
 
 1. MLP 784-256-256-10, tanh, batch 128, softmax cross-entropy written in plain NumPy
-   (``logits - logsumexp`` via np.max/np.exp/np.log/np.sum), float64 and float32:
+   (``logits - logsumexp`` via np.max/np.exp/np.log/np.sum; and again with the
+   ``logsumexp`` primitive, as PyTorch users call ``F.cross_entropy``), float64 and float32:
    ``cost(loss and gradient by reversead) / cost(loss)`` against the same ratio of a
    hand-written NumPy backprop (target: <= 1.1x). The reversead step is a training step's
    differentiation (parameters kept as Tensors, ``.grad`` reset, forward, ``backward()``);
@@ -140,13 +141,23 @@ def bench_mlp(dtype, repeat):
     assert all(g.dtype == dtype for g in grads), "float32 must stay float32"
     assert abs(float(val) - float(ref_loss)) < tol * 10
 
-    t_loss, t_hand, t_rev, t_fun = [], [], [], []
+    # the same loss with the log-softmax through the logsumexp primitive (one node, not six)
+    fused_loss = make_loss(x, y, fused=True)
+    fused_step = make_reverse_step(fused_loss, params)
+    _, fused_grads = fused_step()
+    err_fused = max(float(np.max(np.abs(a - b))) for a, b in zip(fused_grads, ref_grads))
+    assert err_fused < tol, f"fused loss and hand-written backprop disagree by {err_fused}"
+
+    t_loss, t_hand, t_rev, t_fun, t_lossf, t_revf = [], [], [], [], [], []
     for _ in range(repeat):  # interleaved, so drifts in machine speed hit all of them alike
         t_loss.append(best(lambda: loss(*params), repeat=3, number=5))
         t_hand.append(best(lambda: backprop(*params), repeat=3, number=5))
         t_rev.append(best(reverse_step, repeat=3, number=5))
         t_fun.append(best(lambda: rd.gradient(loss, params), repeat=3, number=5))
+        t_lossf.append(best(lambda: fused_loss(*params), repeat=3, number=5))
+        t_revf.append(best(fused_step, repeat=3, number=5))
     t_loss, t_hand, t_rev, t_fun = min(t_loss), min(t_hand), min(t_rev), min(t_fun)
+    t_lossf, t_revf = min(t_lossf), min(t_revf)
     hand_ratio, rev_ratio = t_hand / t_loss, t_rev / t_loss
 
     # memory: what the tape holds after the forward pass vs. the hand-written backprop's activations
@@ -181,6 +192,10 @@ def bench_mlp(dtype, repeat):
         "ratio_vs_handwritten": rev_ratio / hand_ratio,
         "target_time_met": rev_ratio <= 1.1 * hand_ratio,
         "functional_gradient_ms": t_fun * 1e3, "functional_gradient_ratio": t_fun / t_loss,
+        "fused_loss_ms": t_lossf * 1e3, "fused_reversead_ms": t_revf * 1e3,
+        "fused_reversead_ratio": t_revf / t_lossf,
+        "fused_ratio_vs_handwritten": t_revf / t_lossf / hand_ratio,
+        "fused_target_time_met": t_revf / t_lossf <= 1.1 * hand_ratio,
         "saved_activation_bytes": saved, "tape_held_bytes": held,
         "tape_held_over_saved": held / saved,
         "target_memory_met": held <= 1.5 * saved,
@@ -281,6 +296,10 @@ def main(argv=None):
                   f"{r['reversead_ms']:.3f} ms ({r['reversead_ratio']:.2f}x) -> "
                   f"{r['ratio_vs_handwritten']:.3f} of hand-written (target <= 1.1: "
                   f"{'met' if r['target_time_met'] else 'NOT met'})")
+            print(f"    with logsumexp (one primitive): loss {r['fused_loss_ms']:.3f} ms | reversead "
+                  f"{r['fused_reversead_ms']:.3f} ms ({r['fused_reversead_ratio']:.2f}x) -> "
+                  f"{r['fused_ratio_vs_handwritten']:.3f} of hand-written (target <= 1.1: "
+                  f"{'met' if r['fused_target_time_met'] else 'NOT met'})")
             print(f"    rd.gradient(loss, params) {r['functional_gradient_ms']:.3f} ms "
                   f"({r['functional_gradient_ratio']:.2f}x)")
             print(f"    tape holds {r['tape_held_bytes'] / 1e3:.0f} kB = {r['tape_held_over_saved']:.2f}x the "
