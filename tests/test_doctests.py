@@ -10,7 +10,7 @@ import pytest
 MODULES = ["dualad", "dualad.array", "dualad.dual", "dualad.transforms", "dualad.options",
            "dualad.compare", "dualad.testing", "dualad.parallel", "reversead", "reversead.tensor",
            "reversead.autograd", "reversead.function", "reversead.functional", "reversead.grad_mode",
-           "reversead.checkpoint"]
+           "reversead.checkpoint", "dualad.rules.reductions"]
 
 
 @pytest.mark.parametrize("name", MODULES)

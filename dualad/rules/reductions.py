@@ -252,7 +252,7 @@ class _LogSumExp(Rule):
 logsumexp_rule = _LogSumExp("logsumexp", _logsumexp_primal)
 
 
-def logsumexp(a, axis=None, keepdims=False):
+def logsumexp(a, axis: int | tuple[int, ...] | None = None, keepdims: bool = False):
     """``log(sum(exp(a), axis))`` without overflow, as one primitive of the table.
 
     A user-written log-sum-exp (max, subtract, exp, sum, log) records six operations and
