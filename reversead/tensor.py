@@ -7,6 +7,7 @@ values at backward time.
 """
 from __future__ import annotations
 
+import functools
 import operator
 import sys
 import weakref
@@ -102,7 +103,9 @@ class RuleNode(Node):
             self._check_versions()  # (one saved value at its recorded version needs no call)
         rule, out = self.rule, self.out
         scalar = self.scalar
-        if scalar and needed is self.needed and not create_graph and not nb and not _CONFIG.nan_safe:
+        if scalar and not create_graph and not nb and not _CONFIG.nan_safe:
+            if needed is not self.needed:  # grad(inputs=...) wants fewer inputs than recorded
+                scalar = _scalar_vjp(rule, tuple(needed))
             return scalar(*saved, out, g)  # 0-d floats: the plan's straight-line VJP
         if create_graph or nb or not self.elementwise or _CONFIG.nan_safe:
             if create_graph:
@@ -112,44 +115,6 @@ class RuleNode(Node):
                     for i, want in enumerate(needed)]
         # elementwise: unbroadcast(partial_i * g), without the general machinery
         partials = rule.partials
-        if scalar:  # 0-d floats: partial * g, in the input's type (unrolled: 1 or 2 inputs)
-            if len(saved) == 2:
-                x, y = saved
-                p, q = partials
-                want_x, want_y = needed
-                if want_x:
-                    if type(p) is float or type(p) is int:
-                        xb = g if p == 1 else -g if p == -1 else p * g
-                    else:
-                        xb = p(x, y, out) * g
-                    if type(x) is not type(xb) and type(x) in _GENERICS:
-                        xb = type(x)(xb)
-                else:
-                    xb = None
-                if want_y:
-                    if type(q) is float or type(q) is int:
-                        yb = g if q == 1 else -g if q == -1 else q * g
-                    else:
-                        yb = q(x, y, out) * g
-                    if type(y) is not type(yb) and type(y) in _GENERICS:
-                        yb = type(y)(yb)
-                else:
-                    yb = None
-                return xb, yb
-            grads = []
-            for p, want, x in zip(partials, needed, saved):
-                if not want:
-                    grads.append(None)
-                    continue
-                if type(p) is float or type(p) is int:
-                    xb = g if p == 1 else -g if p == -1 else p * g
-                else:
-                    xb = p(*saved, out) * g
-                tx = type(x)
-                if tx is not type(xb) and tx in _GENERICS:
-                    xb = tx(xb)
-                grads.append(xb)
-            return grads
         grads = []
         for i, want in enumerate(needed):
             if not want:
@@ -158,7 +123,7 @@ class RuleNode(Node):
             p = partials[i]
             if type(p) is float or type(p) is int:
                 xb = g if p == 1 else -g if p == -1 else p * g
-            elif scalar or _KERNEL_VJP is None:
+            elif _KERNEL_VJP is None:
                 xb = p(*saved, out)
                 if (type(xb) is np.ndarray and xb.base is None and type(g) is np.ndarray
                         and xb.shape == g.shape and xb.dtype == g.dtype and xb is not out
@@ -171,17 +136,12 @@ class RuleNode(Node):
                 if xb is None:
                     xb = p(*saved, out) * g
             x = saved[i]
-            if scalar:
-                tx = type(x)
-                if tx is not type(xb) and tx in _GENERICS:
-                    xb = tx(xb)
-            else:
-                shape = x.shape
-                if xb.shape != shape:
-                    xb = unbroadcast(xb, shape, 0)
-                dtype = x.dtype
-                if xb.dtype != dtype and type(xb) is np.ndarray and dtype.kind == "f":
-                    xb = xb.astype(dtype)
+            shape = x.shape
+            if xb.shape != shape:
+                xb = unbroadcast(xb, shape, 0)
+            dtype = x.dtype
+            if xb.dtype != dtype and type(xb) is np.ndarray and dtype.kind == "f":
+                xb = xb.astype(dtype)
             grads.append(xb)
         return grads
 
@@ -286,6 +246,7 @@ class _RuleInfo:
         return plan
 
 
+@functools.lru_cache(maxsize=None)
 def _scalar_vjp(rule, needed):
     """The VJP of an elementwise rule on 0-d floats for one set of wanted inputs, as one
     straight-line function ``(*saved, out, g) -> grads`` (the partials bound as constants).
@@ -417,6 +378,9 @@ def _apply_scalar(info, xs, depth):
     plan = info.plans.get(key)
     if plan is None:
         plan = info.plan(info.rule, mask, n, key)
+    # From here on the same recording as the end of ``_apply_general``, written out again on
+    # purpose: as a shared function it costs ~17 opcodes (~4 %) per scalar op, the path the
+    # scalar-tape benchmark times. Change both together.
     unkept, keep_out, needed, kept, vjp = plan
     versions = None
     for i in kept:
@@ -527,6 +491,7 @@ def _apply_general(info, rule, xs, static):
                 datas[i] = _meta(d)
             elif type(d) not in _SCALARS:
                 datas[i] = _Meta(d)
+    # (recording: the same steps as the end of ``_apply_scalar``; change both together)
     versions = None
     for i in kept:
         x = xs[i]
