@@ -311,9 +311,5 @@ def reverse_jacobian(f, x, chunk, executor):
     results = []
     for out, parts in zip(outs, slots):
         parts = [done[p] if isinstance(p, int) else p for p in parts]
-        blocks = []
-        for i, t in enumerate(tensors):
-            stacked = parts[0][i] if len(parts) == 1 else np.concatenate([p[i] for p in parts], axis=0)
-            blocks.append(np.reshape(stacked, out.shape + t.shape))
-        results.append(tuple(blocks) if unpack else blocks[0])
+        results.append(R._jacobian_blocks(parts, out, tensors, unpack))
     return rebuild(results)

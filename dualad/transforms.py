@@ -23,13 +23,18 @@ TANGENT_BUDGET = 32 * 2**20
 
 
 # -- inputs -------------------------------------------------------------------
-def _leaves(x) -> tuple[list, bool]:
-    """The input leaves and whether ``f`` takes them unpacked (tuple/list input)."""
+def _leaves(x, leaf=None) -> tuple[list, bool]:
+    """The input leaves and whether ``f`` takes them unpacked (tuple/list input).
+
+    ``leaf(v, name)`` checks and converts one input (this module's ``_leaf`` by default;
+    reverse mode passes its own).
+    """
+    leaf = _leaf if leaf is None else leaf
     if isinstance(x, (tuple, list)):
         if not x:
             raise ValueError("no inputs to differentiate with respect to (empty tuple/list)")
-        return [_leaf(v, f"x[{i}]") for i, v in enumerate(x)], True
-    return [_leaf(x, "x")], False
+        return [leaf(v, f"x[{i}]") for i, v in enumerate(x)], True
+    return [leaf(x, "x")], False
 
 
 def _leaf(v, name):

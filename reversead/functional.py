@@ -13,6 +13,8 @@ import numpy as np
 from dualad.array import DualArray, as_float_array
 from dualad.errors import NonNumericError, ShapeError
 from dualad.rules import strip
+from dualad.transforms import _call
+from dualad.transforms import _leaves as _split_leaves
 
 from .graph import run_backward
 from .tensor import Tensor
@@ -22,11 +24,8 @@ COTANGENT_BUDGET = 32 * 2**20
 
 
 def _leaves(x):
-    if isinstance(x, (tuple, list)):
-        if not x:
-            raise ValueError("no inputs to differentiate with respect to (empty tuple/list)")
-        return [_leaf(v, f"x[{i}]") for i, v in enumerate(x)], True
-    return [_leaf(x, "x")], False
+    """The input convention of both modes (float, array or a tuple/list of them)."""
+    return _split_leaves(x, _leaf)
 
 
 def _leaf(v, name):
@@ -41,10 +40,6 @@ def _leaf(v, name):
 
 def _track(leaves):
     return [Tensor._make(v, True, None) for v in leaves]
-
-
-def _call(f, tensors, unpack):
-    return f(*tensors) if unpack else f(tensors[0])
 
 
 def _outputs(out):
@@ -197,12 +192,17 @@ def jacobian(f: Callable, x: Any, chunk: int | None = None, executor=None):
             b = min(rows, m - start)
             last = oi == len(outs) - 1 and start + b >= m
             parts.append(_backward_rows(out, tensors, start, b, retain_graph=not last))
-        blocks = []
-        for i, t in enumerate(tensors):
-            stacked = parts[0][i] if len(parts) == 1 else np.concatenate([p[i] for p in parts], axis=0)
-            blocks.append(np.reshape(stacked, out.shape + t.shape))
-        results.append(tuple(blocks) if unpack else blocks[0])
+        results.append(_jacobian_blocks(parts, out, tensors, unpack))
     return rebuild(results)
+
+
+def _jacobian_blocks(parts, out, tensors, unpack):
+    """One output's Jacobian from its row batches (``parts[j][i]``: rows of input i)."""
+    blocks = []
+    for i, t in enumerate(tensors):
+        stacked = parts[0][i] if len(parts) == 1 else np.concatenate([p[i] for p in parts], axis=0)
+        blocks.append(np.reshape(stacked, out.shape + t.shape))
+    return tuple(blocks) if unpack else blocks[0]
 
 
 def _pick_rows(chunk, n, itemsize):
