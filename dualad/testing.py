@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["check_grads", "numerical_jacobian"]
+__all__ = ["check_grads", "numerical_jacobian", "example_case"]
 
 _MODES = ("fwd", "rev")
 
@@ -421,3 +421,55 @@ def _hessian_matrix(flat: _Flat, tree) -> np.ndarray:
                 for j, b in enumerate(row_blocks)]
         rows.append(np.concatenate(cols, axis=1))
     return np.concatenate(rows, axis=0)
+
+
+# -- the primitive table's examples as functions ------------------------------------------------
+def _float_slots(tree, path=()):
+    """Paths of the float ndarrays inside nested tuples/lists of arguments."""
+    if isinstance(tree, (tuple, list)):
+        return [p for i, t in enumerate(tree) for p in _float_slots(t, path + (i,))]
+    if isinstance(tree, np.ndarray) and tree.dtype.kind == "f":
+        return [path]
+    return []
+
+
+def _get(tree, path):
+    for i in path:
+        tree = tree[i]
+    return tree
+
+
+def _replace(tree, path, value):
+    if not path:
+        return value
+    items = list(tree)
+    items[path[0]] = _replace(items[path[0]], path[1:], value)
+    return type(tree)(items) if isinstance(tree, tuple) else items
+
+
+def example_case(func: Callable, example: Callable, rng, dtype=None):
+    """``(f, x)``: ``func(*args, **kwargs)`` of an ``EXAMPLES`` entry as a function of its
+    float-array arguments (also those inside lists, as for concatenate), and their values.
+
+    ``example(rng)`` returns ``(args, kwargs)``; ``dtype`` casts the differentiated arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f, x = example_case(np.sum, lambda rng: ((np.ones((2, 3)),), {"axis": 0}),
+    ...                     np.random.default_rng(0))
+    >>> f(x)
+    array([2., 2., 2.])
+    """
+    args, kwargs = example(rng)
+    args = tuple(args)
+    slots = _float_slots(args)
+    assert slots, f"example of {func.__name__} has no float-array argument to differentiate"
+    x = tuple(_get(args, p) if dtype is None else _get(args, p).astype(dtype) for p in slots)
+
+    def f(*xs):
+        filled = args
+        for path, value in zip(slots, xs):
+            filled = _replace(filled, path, value)
+        return func(*filled, **kwargs)
+    return f, (x[0] if len(x) == 1 else x)

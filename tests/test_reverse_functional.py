@@ -12,7 +12,7 @@ import pytest
 import dualad
 import reversead as rd
 from dualad.rules import EXAMPLES, FUNCTION_IMPLS, UFUNC_RULES, Elementwise
-from dualad.testing import numerical_jacobian
+from dualad.testing import example_case, numerical_jacobian
 
 RTOL_MODES = 1e-10     # reverse vs forward: the same rule, only rounding differs
 RTOL_FD, ATOL_FD = 1e-6, 1e-8
@@ -108,43 +108,6 @@ def test_ufunc_float32_stays_float32(ufunc):
 
 
 # -- every NumPy function with examples ------------------------------------------------------------
-def _float_slots(tree, path=()):
-    if isinstance(tree, (tuple, list)):
-        return [p for i, t in enumerate(tree) for p in _float_slots(t, path + (i,))]
-    if isinstance(tree, np.ndarray) and tree.dtype.kind == "f":
-        return [path]
-    return []
-
-
-def _get(tree, path):
-    for i in path:
-        tree = tree[i]
-    return tree
-
-
-def _replace(tree, path, value):
-    if not path:
-        return value
-    items = list(tree)
-    items[path[0]] = _replace(items[path[0]], path[1:], value)
-    return tuple(items) if isinstance(tree, tuple) else items
-
-
-def _example_case(func, example, rng):
-    args, kwargs = example(rng)
-    args = tuple(args)
-    slots = _float_slots(args)
-    assert slots, f"example of {func.__name__} has no float-array argument"
-    x = tuple(_get(args, p) for p in slots)
-
-    def f(*xs):
-        filled = args
-        for path, value in zip(slots, xs):
-            filled = _replace(filled, path, value)
-        return func(*filled, **kwargs)
-    return f, (x[0] if len(x) == 1 else x)
-
-
 def _example_cases():
     cases = []
     for func, examples in EXAMPLES.items():
@@ -159,7 +122,7 @@ def _example_cases():
 @pytest.mark.parametrize("func, index", _example_cases())
 def test_function_reverse_equals_forward_and_fd(func, index):
     rng = np.random.default_rng(1000 + index)
-    f, x = _example_case(func, EXAMPLES[func][index], rng)
+    f, x = example_case(func, EXAMPLES[func][index], rng)
     _assert_modes_agree(f, x)
 
 

@@ -22,7 +22,7 @@ import pytest
 
 import dualad
 from dualad.rules import EXAMPLES, FUNCTION_IMPLS, NONDIFF_UFUNCS, UFUNC_RULES, Elementwise
-from dualad.testing import check_grads, numerical_jacobian
+from dualad.testing import check_grads, example_case, numerical_jacobian
 
 MODES = ["fwd", "rev"]
 DTYPES = [np.float64, np.float32]
@@ -161,49 +161,10 @@ def _example_cases():
     return cases
 
 
-def _float_slots(tree, path=()):
-    """Paths of the float ndarrays inside nested tuples/lists of arguments."""
-    if isinstance(tree, (tuple, list)):
-        return [p for i, t in enumerate(tree) for p in _float_slots(t, path + (i,))]
-    if isinstance(tree, np.ndarray) and tree.dtype.kind == "f":
-        return [path]
-    return []
-
-
-def _get(tree, path):
-    for i in path:
-        tree = tree[i]
-    return tree
-
-
-def _replace(tree, path, value):
-    if not path:
-        return value
-    items = list(tree)
-    items[path[0]] = _replace(items[path[0]], path[1:], value)
-    return type(tree)(items) if isinstance(tree, tuple) else items
-
-
-def make_example_case(func, example, dtype, rng):
-    """(f, x): ``func(*args, **kwargs)`` as a function of its float-array arguments."""
-    args, kwargs = example(rng)
-    args = tuple(args)
-    slots = _float_slots(args)
-    assert slots, f"example of {func.__name__} has no float-array argument to differentiate"
-    x = tuple(_get(args, p).astype(dtype) for p in slots)
-
-    def f(*xs):
-        filled = args
-        for path, value in zip(slots, xs):
-            filled = _replace(filled, path, value)
-        return func(*filled, **kwargs)
-    return f, (x[0] if len(x) == 1 else x)
-
-
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("func, index, dtype", _example_cases())
 def test_function_rule(func, index, dtype, mode, rng):
-    f, x = make_example_case(func, EXAMPLES[func][index], dtype, rng)
+    f, x = example_case(func, EXAMPLES[func][index], rng, dtype)
     check_against_fd(f, x, mode, dtype, order=2 if dtype == np.float64 else 1)
 
 
