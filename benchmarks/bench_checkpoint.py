@@ -21,7 +21,6 @@ import gc  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -29,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import reversead as rd  # noqa: E402
+from dualad.compare import _peak as tracemalloc_peak  # noqa: E402
 from common import machine, write_json  # noqa: E402
 
 
@@ -75,15 +75,8 @@ def interleaved_best(a, b, repeats, budget):
 
 
 def peak_bytes(run):
-    gc.collect()
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
-        run()
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    gc.collect()  # (garbage of earlier runs would count against this one)
+    return tracemalloc_peak(run)
 
 
 def main(argv=None):

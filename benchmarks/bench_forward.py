@@ -18,12 +18,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
+
+from common import best_of  # noqa: E402
 
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
 TARGETS = {"jvp_over_f": 1.6, "jvp_over_f_malloc": 1.3, "extra_tangent_over_f": 0.5,
@@ -31,13 +33,7 @@ TARGETS = {"jvp_over_f": 1.6, "jvp_over_f_malloc": 1.3, "extra_tangent_over_f": 
 
 
 def best(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_of(fn, repeat, warmup=True)
 
 
 def f(x):

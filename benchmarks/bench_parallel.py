@@ -43,8 +43,11 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 import dualad  # noqa: E402
 import reversead  # noqa: E402
+from common import best_of as best  # noqa: E402
 
 N = int(os.environ.get("BENCH_PARALLEL_N", "2000"))  # the workers read the size from the environment
 LAYERS, ROUNDS = 3, 12
@@ -70,15 +73,6 @@ def elementwise(x):
 def cheap(x):
     """A near-free map with the same output size: isolates the executor's cost per task."""
     return x * 1.0
-
-
-def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def fit(counts, times):

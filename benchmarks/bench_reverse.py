@@ -37,19 +37,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 import reversead as rd  # noqa: E402
+from common import best_of as best  # noqa: E402
 from dualad import logsumexp  # noqa: E402
-
-
-def best(fn, repeat=7, number=1):
-    """Minimum wall time of ``fn`` in seconds over ``repeat`` rounds of ``number`` calls."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - t0) / number)
-    return min(times)
 
 
 # -- 1. MLP ---------------------------------------------------------------------------
@@ -79,17 +71,13 @@ def make_loss(x, y, fused=False):
         h1 = np.tanh(x @ W1 + b1)
         h2 = np.tanh(h1 @ W2 + b2)
         logits = h2 @ W3 + b3
-        z = logits - np.max(logits, axis=1, keepdims=True)
-        logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+        if fused:
+            logp = logits - logsumexp(logits, axis=1, keepdims=True)
+        else:
+            z = logits - np.max(logits, axis=1, keepdims=True)
+            logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
         return -np.sum(logp * y) / batch
-
-    def fused_loss(W1, b1, W2, b2, W3, b3):
-        h1 = np.tanh(x @ W1 + b1)
-        h2 = np.tanh(h1 @ W2 + b2)
-        logits = h2 @ W3 + b3
-        logp = logits - logsumexp(logits, axis=1, keepdims=True)
-        return -np.sum(logp * y) / batch
-    return fused_loss if fused else loss
+    return loss
 
 
 def make_backprop(x, y):

@@ -24,6 +24,19 @@ def best_time(fn, repeats: int = 5, min_time: float = 0.05) -> float:
     return best
 
 
+def best_of(fn, repeat: int = 7, number: int = 1, warmup: bool = False) -> float:
+    """Minimum over ``repeat`` rounds of the mean time of ``number`` calls of ``fn`` (seconds)."""
+    if warmup:
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return min(times)
+
+
 def machine() -> dict:
     import os
     return {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),

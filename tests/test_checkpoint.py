@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import gc
-import tracemalloc
 
 import numpy as np
 import pytest
 
 import reversead as rd
+from dualad.compare import _peak as tracemalloc_peak
 from reversead.checkpoint import CheckpointError
 
 
@@ -325,15 +325,8 @@ def test_rng_state_preserved_for_dropout():
 
 # -- memory ------------------------------------------------------------------------------------
 def _peak(run):
-    gc.collect()
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
-        run()
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    gc.collect()  # (garbage of earlier runs would count against this one)
+    return tracemalloc_peak(run)
 
 
 def test_memory_bounded_100_block_residual_mlp():
