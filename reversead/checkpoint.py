@@ -117,7 +117,7 @@ def _region(outputs, start):
     stack = []
     for o in outputs:
         if isinstance(o, Tensor) and o.requires_grad:
-            fn = o.grad_fn
+            fn = o._fn
             if fn is None or fn.seq < start:
                 externals.setdefault(id(fn if fn is not None else o), fn if fn is not None else o)
             elif id(fn) not in seen:
@@ -281,7 +281,7 @@ class CheckpointBackward(Node):
             if gi is None:
                 continue
             o = items[i]
-            fn_i = o.grad_fn
+            fn_i = o._fn
             if fn_i is not None and fn_i.seq > base[0]:
                 roots.append(o)
                 root_grads.append(gi)
@@ -361,8 +361,8 @@ def checkpoint(fn: Callable, *args, preserve_rng_state: bool = True, check_value
     node.index = {id(t): k for k, t in enumerate(targets)}
     node.out_targets = {}
     for i, o in enumerate(items):
-        if isinstance(o, Tensor) and o.requires_grad and (o.grad_fn is None or o.grad_fn.seq < start):
-            node.out_targets[i] = node.index[id(o.grad_fn if o.grad_fn is not None else o)]
+        if isinstance(o, Tensor) and o.requires_grad and (o._fn is None or o._fn.seq < start):
+            node.out_targets[i] = node.index[id(o._fn if o._fn is not None else o)]
     node.check_values = check_values
     node.values = [None if not isinstance(o, Tensor) else np.array(_primal(o)) for o in items] \
         if check_values else None

@@ -126,7 +126,7 @@ class Function:
         if node_cls is None:
             node_cls = type(f"{cls.__name__}Backward", (FunctionNode,), {"__slots__": ()})
             Function._node_classes[cls] = node_cls
-        edges = tuple((a.grad_fn if a.grad_fn is not None else a) if need else None
+        edges = tuple((a._fn if a._fn is not None else a) if need else None
                       for a, need in zip(args, needs))
         node = node_cls(edges)
         node.function, node.ctx = cls, ctx

@@ -37,13 +37,17 @@ class Node:
     def name(self) -> str:
         return type(self).__name__
 
+    def _public(self):
+        """This node as user code sees it (a recorded node takes its op's class here)."""
+        return self
+
     def __repr__(self) -> str:
         return f"<{self.name()}>"
 
     @property
     def next_functions(self):
         """The nodes (or leaf tensors) this node sends gradients to, as in PyTorch."""
-        return tuple((edge, 0) for edge in self.edges)
+        return tuple((edge._public() if isinstance(edge, Node) else edge, 0) for edge in self.edges)
 
     @property
     def needed(self) -> list:
@@ -79,15 +83,15 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
     if inputs is not None:
         results = [None] * len(inputs)
         for i, t in enumerate(inputs):
-            (capture_node if t.grad_fn is not None else capture_leaf).setdefault(
-                t.grad_fn if t.grad_fn is not None else id(t), []).append(i)
+            (capture_node if t._fn is not None else capture_leaf).setdefault(
+                t._fn if t._fn is not None else id(t), []).append(i)
 
     # ids of gradient arrays that someone else also holds (the caller's root gradients, an
     # array already handed to a leaf or passed to two inputs): copied before a leaf keeps them
     shared = {id(g) for g in root_grads}
     grads, heap = {}, []
     for t, g in zip(roots, root_grads):
-        node = t.grad_fn
+        node = t._fn
         if node is None:  # a leaf as its own root
             _deliver_leaf(t, g, capture_leaf, results, create_graph, nb, shared)
         elif node in grads:
@@ -147,7 +151,15 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
                 else:
                     grads[edge] = prev + gi
             elif edge is not None:
-                _deliver_leaf(edge, gi, capture_leaf, results, create_graph, nb, shared)
+                if (results is None and type(gi) is np.ndarray and edge.grad is None
+                        and edge._hooks is None):
+                    # the common leaf: first gradient, no hooks (``_deliver_leaf``'s fast case)
+                    if gi.base is not None or id(gi) in shared or not gi.flags.writeable:
+                        gi = np.array(gi)
+                    shared.add(id(gi))
+                    edge.grad = gi
+                else:
+                    _deliver_leaf(edge, gi, capture_leaf, results, create_graph, nb, shared)
     return results
 
 
@@ -193,7 +205,7 @@ def _node_hooks(node, g, create_graph, shared):
             g = replaced if replaced is not None else g
     if node.retained is not None:
         tensor = node.retained()
-        if tensor is not None and tensor.grad_fn is node:
+        if tensor is not None and tensor._fn is node:
             tensor.grad = _fresh(g, shared) if tensor.grad is None else _owned(tensor.grad + g)
     return g
 

@@ -83,16 +83,27 @@ def _vjp_kernel():
 
 
 class RuleNode(Node):
-    """A node applying one rule's VJP; subclassed per rule for a readable class name.
+    """A node applying one rule's VJP.
 
-    ``rule`` is an attribute of the subclass. ``versions`` is None or a flat tuple
+    Nodes are recorded as plain ``RuleNode`` objects, so that the interpreter's attribute
+    caches see one type on the hot paths (per-op subclasses made every attribute access
+    there a cache miss: ~0.5 us per recorded op). A node takes its op's class
+    (``MulBackward``, a subclass made per rule) when user code first sees it
+    (``Tensor.grad_fn``, ``next_functions``). ``versions`` is None or a flat tuple
     ``(index, counter, version, ...)`` of the saved values' version counters (index
     ``len(saved)`` is the output). ``scalar``: every input was a 0-d float.
     """
 
-    __slots__ = ("static", "saved", "out", "versions", "site_file", "site_line", "needed", "scalar")
-    rule = None
-    elementwise = False  # the rule is an ``Elementwise`` (set per subclass)
+    __slots__ = ("rule", "elementwise", "static", "saved", "out", "versions", "site_file",
+                 "site_line", "needed", "scalar")
+
+    def name(self) -> str:
+        return _node_class(self.rule).__name__
+
+    def _public(self):
+        if type(self) is RuleNode:
+            self.__class__ = _node_class(self.rule)
+        return self
 
     def apply(self, g, needed, nb, create_graph):
         saved = self.saved
@@ -121,24 +132,28 @@ class RuleNode(Node):
                 grads.append(None)
                 continue
             p = partials[i]
-            if type(p) is float or type(p) is int:
-                xb = g if p == 1 else -g if p == -1 else p * g
-            elif _KERNEL_VJP is None:
-                xb = p(*saved, out)
-                if (type(xb) is np.ndarray and xb.base is None and type(g) is np.ndarray
-                        and xb.shape == g.shape and xb.dtype == g.dtype and xb is not out
-                        and xb is not g and not any(xb is v for v in saved)):
-                    xb = np.multiply(xb, g, out=xb)  # the partial is a temporary of ours: reuse it
-                else:
-                    xb = xb * g
-            else:
-                xb = _KERNEL_VJP(rule, i, g, saved, out)
-                if xb is None:
-                    xb = p(*saved, out) * g
             x = saved[i]
             shape = x.shape
-            if xb.shape != shape:
-                xb = unbroadcast(xb, shape, 0)
+            if type(p) is float or type(p) is int:
+                # a constant partial: sum over broadcast axes first, then scale the smaller array
+                xb = g if g.shape == shape else unbroadcast(g, shape, 0)
+                if p != 1:
+                    xb = -xb if p == -1 else p * xb
+            else:
+                if _KERNEL_VJP is None:
+                    xb = p(*saved, out)
+                    if (type(xb) is np.ndarray and xb.base is None and type(g) is np.ndarray
+                            and xb.shape == g.shape and xb.dtype == g.dtype and xb is not out
+                            and xb is not g and not any(xb is v for v in saved)):
+                        xb = np.multiply(xb, g, out=xb)  # the partial is a temporary of ours: reuse it
+                    else:
+                        xb = xb * g
+                else:
+                    xb = _KERNEL_VJP(rule, i, g, saved, out)
+                    if xb is None:
+                        xb = p(*saved, out) * g
+                if xb.shape != shape:
+                    xb = unbroadcast(xb, shape, 0)
             dtype = x.dtype
             if xb.dtype != dtype and type(xb) is np.ndarray and dtype.kind == "f":
                 xb = xb.astype(dtype)
@@ -149,7 +164,7 @@ class RuleNode(Node):
         """The rule's own VJP (any rule, batched cotangents, recorded backward)."""
         primals, out = self.saved, self.out
         if create_graph:
-            primals = [e if isinstance(e, Tensor) and e.grad_fn is None else
+            primals = [e if isinstance(e, Tensor) and e._fn is None else
                        Tensor._make(p, True, e) if isinstance(e, Node) and not isinstance(p, _Meta) else p
                        for p, e in zip(primals, self.edges)]
             out = Tensor._make(out, True, self) if out is not None else None
@@ -183,8 +198,7 @@ class RuleNode(Node):
             "operation (+=, x[i] = ..., out=) with an out-of-place one.")
 
     def release(self):
-        self.saved = self.out = None
-        self.freed = True
+        self.saved = self.out = None  # (``apply`` knows a freed node by ``saved is None``)
 
 
 def _line_of(code, lasti):
@@ -204,8 +218,7 @@ def _node_class(rule):
     cls = _NODE_CLASSES.get(rule)
     if cls is None:
         stem = _TORCH_NAMES.get(rule.name) or "".join(p.capitalize() for p in rule.name.split("_"))
-        cls = type(f"{stem}Backward", (RuleNode,), {"__slots__": (), "rule": rule,
-                                                      "elementwise": type(rule) is Elementwise})
+        cls = type(f"{stem}Backward", (RuleNode,), {"__slots__": ()})
         _NODE_CLASSES[rule] = cls
     return cls
 
@@ -217,11 +230,10 @@ _SKIP_FILES: dict = {}
 class _RuleInfo:
     """What ``apply`` needs to know about a rule, computed once per rule."""
 
-    __slots__ = ("cls", "elementwise", "op", "nondiff", "plans", "rule", "fast")
+    __slots__ = ("elementwise", "op", "nondiff", "plans", "rule", "fast")
 
     def __init__(self, rule):
         self.rule = rule
-        self.cls = _node_class(rule)
         self.elementwise = type(rule) is Elementwise
         self.op = _OPERATORS.get(rule.name) if self.elementwise else None
         self.nondiff = rule.nondiff_argnums
@@ -309,7 +321,7 @@ def _apply_scalar(info, xs, depth):
                 else:
                     return _apply_general(info, info.rule, xs, _NO_STATIC)
             if a.requires_grad:
-                ea = a.grad_fn
+                ea = a._fn
                 if ea is None:
                     ea = a
                 mask = 1
@@ -328,7 +340,7 @@ def _apply_scalar(info, xs, depth):
                 else:
                     return _apply_general(info, info.rule, xs, _NO_STATIC)
             if b.requires_grad:
-                eb = b.grad_fn
+                eb = b._fn
                 if eb is None:
                     eb = b
                 mask |= 2
@@ -352,7 +364,7 @@ def _apply_scalar(info, xs, depth):
             else:
                 return _apply_general(info, info.rule, xs, _NO_STATIC)
         if a.requires_grad:
-            ea = a.grad_fn
+            ea = a._fn
             if ea is None:
                 ea = a
             mask = 1
@@ -373,7 +385,7 @@ def _apply_scalar(info, xs, depth):
     result._ver = None
     if not mask or not _grad_state.enabled:
         result.requires_grad = False
-        result.grad_fn = None
+        result._fn = None
         return result
     plan = info.plans.get(key)
     if plan is None:
@@ -390,12 +402,13 @@ def _apply_scalar(info, xs, depth):
             if counter is None:
                 counter = x._ver = [0]
             versions = (i, counter, counter[0]) if versions is None else versions + (i, counter, counter[0])
-    node = _new_node(info.cls)
+    node = _new_node(RuleNode)
     node.seq = _next_seq()
     node.edges = edges
     node.hooks = None
     node.retained = None
-    node.freed = False
+    node.rule = info.rule
+    node.elementwise = info.elementwise
     node.static = _NO_STATIC
     node.saved = saved
     node.needed = needed
@@ -414,7 +427,7 @@ def _apply_scalar(info, xs, depth):
     else:
         node.site_file = node.site_line = None
     result.requires_grad = True
-    result.grad_fn = node
+    result._fn = node
     if keep_out:
         node.out = out
         counter = result._ver = [0]
@@ -435,7 +448,7 @@ def _apply_general(info, rule, xs, static):
         if type(x) is Tensor or isinstance(x, Tensor):
             d = x._data
             if x.requires_grad:
-                fn = x.grad_fn
+                fn = x._fn
                 edges.append(x if fn is None else fn)
                 mask |= bit
             else:
@@ -468,7 +481,7 @@ def _apply_general(info, rule, xs, static):
     result._ver = None
     if not mask or not _grad_state.enabled:
         result.requires_grad = False
-        result.grad_fn = None
+        result._fn = None
         return result
 
     if info.nondiff:
@@ -500,12 +513,13 @@ def _apply_general(info, rule, xs, static):
             if counter is None:
                 counter = x._ver = [0]
             versions = (i, counter, counter[0]) if versions is None else versions + (i, counter, counter[0])
-    node = _new_node(info.cls)
+    node = _new_node(RuleNode)
     node.seq = _next_seq()
     node.edges = tuple(edges)
     node.hooks = None
     node.retained = None
-    node.freed = False
+    node.rule = info.rule
+    node.elementwise = info.elementwise
     node.static = static
     node.saved = saved
     node.needed = needed
@@ -526,7 +540,7 @@ def _apply_general(info, rule, xs, static):
     else:
         node.site_file = node.site_line = None
     result.requires_grad = True
-    result.grad_fn = node
+    result._fn = node
     if keep_out:
         node.out = out
         counter = result._ver = [0]
@@ -628,14 +642,15 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
            [4.5, 4.5]])
     """
 
-    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_ver", "_hooks", "_base", "__weakref__")
+    # ``_fn`` holds the node; ``grad_fn`` (a property) shows it under its op's class name
+    __slots__ = ("_data", "grad", "requires_grad", "_fn", "_ver", "_hooks", "_base", "__weakref__")
     __array_priority__ = 200.0
     _ad_level = 1 << 60  # outermost: a Tensor may hold DualArray data, never the reverse
 
     def __init__(self, data, requires_grad: bool = False):
         self.data = _as_data(data, requires_grad)
         self.grad = None
-        self.grad_fn = None
+        self._fn = None
         self._ver = None
         self._hooks = None
         self._base = None
@@ -652,7 +667,7 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
         self._data = data
         self.grad = None
         self.requires_grad = requires_grad
-        self.grad_fn = grad_fn
+        self._fn = grad_fn
         self._ver = None
         self._hooks = None
         self._base = None
@@ -681,8 +696,20 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
 
     # -- attributes --
     @property
+    def grad_fn(self):
+        """The node that created this tensor (None for leaves), e.g. ``MulBackward``."""
+        fn = self._fn
+        if type(fn) is RuleNode:
+            fn._public()
+        return fn
+
+    @grad_fn.setter
+    def grad_fn(self, node):
+        self._fn = node
+
+    @property
     def is_leaf(self) -> bool:
-        return self.grad_fn is None
+        return self._fn is None
 
     @property
     def shape(self) -> tuple:
@@ -728,7 +755,7 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
             yield self[i]
 
     def __repr__(self) -> str:
-        extra = f", grad_fn=<{self.grad_fn.name()}>" if self.grad_fn is not None else (
+        extra = f", grad_fn=<{self._fn.name()}>" if self._fn is not None else (
             ", requires_grad=True" if self.requires_grad else "")
         body = np.array2string(strip(self.data), prefix="tensor(") if isinstance(strip(self.data), np.ndarray) else repr(self.data)
         return f"tensor({body}{extra})"
@@ -736,7 +763,7 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
     # -- autograd API --
     def requires_grad_(self, requires_grad: bool = True):
         """Set ``requires_grad`` in place (leaves only); returns self."""
-        if not requires_grad and self.grad_fn is not None:
+        if not requires_grad and self._fn is not None:
             raise RuntimeError("you can only change requires_grad flags of leaf variables; use "
                                ".detach() to get a non-requiring-grad tensor from a non-leaf")
         if requires_grad and isinstance(self.data, np.ndarray) and self.data.dtype.kind != "f":
@@ -757,17 +784,17 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
         """Keep ``.grad`` for this non-leaf tensor after backward."""
         if not self.requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-        if self.grad_fn is not None:
-            self.grad_fn.retained = weakref.ref(self)
+        if self._fn is not None:
+            self._fn.retained = weakref.ref(self)
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` when this tensor's gradient is computed; a non-None return replaces it."""
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-        if self.grad_fn is None:
+        if self._fn is None:
             self._hooks = (self._hooks or []) + [hook]
         else:
-            self.grad_fn.hooks = (self.grad_fn.hooks or []) + [hook]
+            self._fn.hooks = (self._fn.hooks or []) + [hook]
         return hook
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
@@ -865,7 +892,7 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
     # -- in-place operations --
     def _inplace(self, result):
         if is_grad_enabled():
-            if self.grad_fn is None and self.requires_grad:
+            if self._fn is None and self.requires_grad:
                 raise InplaceError("a leaf Variable that requires grad is being used in an in-place "
                                    "operation. Wrap it in `with reversead.no_grad():` (e.g. for an SGD "
                                    "step) or use an out-of-place op.")
@@ -874,7 +901,7 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
                                    "while recording (the base's graph would not see it); use an "
                                    "out-of-place op")
         if isinstance(result, Tensor):
-            new_data, requires, grad_fn = result.data, result.requires_grad, result.grad_fn
+            new_data, requires, grad_fn = result.data, result.requires_grad, result._fn
         else:
             new_data, requires, grad_fn = result, False, None
         if isinstance(self.data, np.ndarray) and isinstance(new_data, np.ndarray) \
@@ -887,7 +914,7 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
                 self.data.dtype, copy=False) if isinstance(self.data, np.ndarray) else new_data
         self._version[0] += 1
         if is_grad_enabled() and requires:
-            self.grad_fn, self.requires_grad = grad_fn, True
+            self._fn, self.requires_grad = grad_fn, True
         return self
 
     def __iadd__(self, other):
@@ -942,7 +969,7 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
 
     def zero_(self):
         with_grad = is_grad_enabled()
-        if with_grad and self.requires_grad and self.grad_fn is None:
+        if with_grad and self.requires_grad and self._fn is None:
             raise InplaceError("a leaf Variable that requires grad is being used in an in-place operation (zero_)")
         self.data[...] = 0
         self._version[0] += 1

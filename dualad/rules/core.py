@@ -71,26 +71,56 @@ def normalize_axis(axis: int, ndim: int) -> int:
 
 def unbroadcast(g, shape: tuple, nb: int):
     """Sum batched ``g`` down to ``batch + shape``: the transpose of broadcasting."""
-    if nb == 0 and g.shape == shape:
+    gshape = g.shape
+    if nb == 0 and gshape == shape:
         return g  # nothing to sum (the common case)
+    if type(shape) is not tuple:
+        shape = tuple(shape)
+    if type(g) is np.ndarray:
+        # the axes depend only on the shapes: worked out once per (g's shape, shape, nb)
+        plan = _UNBROADCAST_PLANS.get((gshape, shape, nb))
+        if plan is None:
+            plan = _unbroadcast_plan(gshape, shape, nb)
+        axes, keepdims, final = plan
+        if axes:
+            # what np.sum runs for an ndarray, without its wrapper; summing only leading axes
+            # (a bias) gives x's shape at once, and no view (which a leaf's .grad would copy)
+            g = np.add.reduce(g, axis=axes, keepdims=keepdims)
+        return g if final is None else g.reshape(final)
     data_ndim = g.ndim - nb
     lead = data_ndim - len(shape)
     axes = list(range(nb, nb + lead))
     for i, n in enumerate(shape):
-        if n == 1 and g.shape[nb + lead + i] != 1:
+        if n == 1 and gshape[nb + lead + i] != 1:
             axes.append(nb + lead + i)
     if axes:
-        if type(g) is np.ndarray:  # what np.sum runs for an ndarray, without its wrapper
-            if nb == 0 and len(axes) == lead:
-                # only leading axes (a bias): the sum has x's shape already, and is no view
-                # (a view would be copied again before it becomes a leaf's .grad)
-                return np.add.reduce(g, axis=tuple(axes))
-            g = np.add.reduce(g, axis=tuple(axes), keepdims=True)
-        else:
-            g = np.sum(g, axis=tuple(axes), keepdims=True)
+        g = np.sum(g, axis=tuple(axes), keepdims=True)
     if lead or g.shape[nb:] != tuple(shape):
         g = g.reshape(g.shape[:nb] + tuple(shape))
     return g
+
+
+#: (g's shape, target shape, nb) -> (axes to sum, keepdims, shape to reshape to or None)
+_UNBROADCAST_PLANS: dict = {}
+
+
+def _unbroadcast_plan(gshape, shape, nb):
+    lead = len(gshape) - nb - len(shape)
+    axes = list(range(nb, nb + lead))
+    for i, n in enumerate(shape):
+        if n == 1 and gshape[nb + lead + i] != 1:
+            axes.append(nb + lead + i)
+    if nb == 0 and len(axes) == lead:
+        plan = (tuple(axes), False, None)  # only leading axes: the sum has x's shape already
+    else:
+        kept = list(gshape)
+        for a in axes:
+            kept[a] = 1
+        target = gshape[:nb] + shape
+        plan = (tuple(axes), True, None if tuple(kept) == target else target)
+    if len(_UNBROADCAST_PLANS) < 4096:
+        _UNBROADCAST_PLANS[(gshape, shape, nb)] = plan
+    return plan
 
 
 def broadcast_view(g, shape: tuple):
