@@ -94,15 +94,20 @@ class RuleNode(Node):
     ``len(saved)`` is the output). ``scalar``: every input was a 0-d float.
     """
 
-    __slots__ = ("rule", "elementwise", "static", "saved", "out", "versions", "site_file",
-                 "site_line", "needed", "scalar")
+    __slots__ = ("info", "static", "saved", "out", "versions", "site_file", "site_line", "needed",
+                 "scalar")
+
+    @property
+    def rule(self):
+        """The rule of the shared primitive table whose VJP this node applies."""
+        return self.info.rule
 
     def name(self) -> str:
-        return _node_class(self.rule).__name__
+        return _node_class(self.info.rule).__name__
 
     def _public(self):
         if type(self) is RuleNode:
-            self.__class__ = _node_class(self.rule)
+            self.__class__ = _node_class(self.info.rule)
         return self
 
     def apply(self, g, needed, nb, create_graph):
@@ -112,20 +117,21 @@ class RuleNode(Node):
         versions = self.versions
         if versions is not None and (len(versions) != 3 or versions[1][0] != versions[2]):
             self._check_versions()  # (one saved value at its recorded version needs no call)
-        rule, out = self.rule, self.out
+        info, out = self.info, self.out
         scalar = self.scalar
         if scalar and not create_graph and not nb and not _CONFIG.nan_safe:
             if needed is not self.needed:  # grad(inputs=...) wants fewer inputs than recorded
-                scalar = _scalar_vjp(rule, tuple(needed))
+                scalar = _scalar_vjp(info.rule, tuple(needed))
             return scalar(*saved, out, g)  # 0-d floats: the plan's straight-line VJP
-        if create_graph or nb or not self.elementwise or _CONFIG.nan_safe:
+        if create_graph or nb or not info.elementwise or _CONFIG.nan_safe:
             if create_graph:
                 return self._general(g, needed, nb, create_graph)
-            static = self.static
-            return [rule.vjp(i, g, saved, out, nb, static) if want else None
+            static, vjp = self.static, info.rule.vjp  # (looked up per call: tests patch it)
+            return [vjp(i, g, saved, out, nb, static) if want else None
                     for i, want in enumerate(needed)]
         # elementwise: unbroadcast(partial_i * g), without the general machinery
-        partials = rule.partials
+        partials = info.partials
+        rule = info.rule
         grads = []
         for i, want in enumerate(needed):
             if not want:
@@ -169,7 +175,7 @@ class RuleNode(Node):
                        for p, e in zip(primals, self.edges)]
             out = Tensor._make(out, True, self) if out is not None else None
             g = g if isinstance(g, Tensor) else Tensor._make(g, False, None)
-        rule, static = self.rule, self.static
+        rule, static = self.info.rule, self.static
         return [rule.vjp(i, g, primals, out, nb, static) if want else None
                 for i, want in enumerate(needed)]
 
@@ -230,10 +236,14 @@ _SKIP_FILES: dict = {}
 class _RuleInfo:
     """What ``apply`` needs to know about a rule, computed once per rule."""
 
-    __slots__ = ("elementwise", "op", "nondiff", "plans", "rule", "fast")
+    __slots__ = ("elementwise", "op", "nondiff", "plans", "rule", "fast", "primal", "partials")
 
     def __init__(self, rule):
+        # the rule's primal and partials (fixed once the table is built) read from here (one
+        # type, slots) rather than from rule objects of many classes (an instance dict each)
         self.rule = rule
+        self.primal = rule.primal
+        self.partials = getattr(rule, "partials", None)
         self.elementwise = type(rule) is Elementwise
         self.op = _OPERATORS.get(rule.name) if self.elementwise else None
         self.nondiff = rule.nondiff_argnums
@@ -351,7 +361,7 @@ def _apply_scalar(info, xs, depth):
         else:
             return _apply_general(info, info.rule, xs, _NO_STATIC)
         op = info.op
-        out = op(da, db) if op is not None else info.rule.primal(da, db)
+        out = op(da, db) if op is not None else info.primal(da, db)
         saved, edges, key = (da, db), (ea, eb), mask | 4
     elif n == 1:
         a = xs[0]
@@ -370,7 +380,7 @@ def _apply_scalar(info, xs, depth):
             mask = 1
         else:
             ea, mask = None, 0
-        out = info.rule.primal(da)
+        out = info.primal(da)
         saved, edges, key = (da,), (ea,), mask | 2
     else:
         return _apply_general(info, info.rule, xs, _NO_STATIC)
@@ -407,8 +417,7 @@ def _apply_scalar(info, xs, depth):
     node.edges = edges
     node.hooks = None
     node.retained = None
-    node.rule = info.rule
-    node.elementwise = info.elementwise
+    node.info = info
     node.static = _NO_STATIC
     node.saved = saved
     node.needed = needed
@@ -469,7 +478,7 @@ def _apply_general(info, rule, xs, static):
     if scalar and info.op is not None and not static:
         out = info.op(*datas)
     else:
-        out = rule.primal(*datas, **static)
+        out = info.primal(*datas, **static)
 
     result = _new_tensor(Tensor)
     if type(out) is not np.ndarray and type(out) not in _GENERICS and getattr(out, "_ad_level", None) is None:
@@ -518,8 +527,7 @@ def _apply_general(info, rule, xs, static):
     node.edges = tuple(edges)
     node.hooks = None
     node.retained = None
-    node.rule = info.rule
-    node.elementwise = info.elementwise
+    node.info = info
     node.static = static
     node.saved = saved
     node.needed = needed
