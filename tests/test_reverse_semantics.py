@@ -735,3 +735,23 @@ def test_requires_grad_on_no_grad_result_makes_a_new_leaf():
     (y * y).sum().backward()
     np.testing.assert_array_equal(y.grad, [4.0, 8.0])
     assert x.grad is None
+
+
+def test_nodes_show_their_op_class_wherever_user_code_meets_them():
+    """Nodes are recorded as one type and take their op's class when seen; names never differ."""
+    x = rd.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    a = x + 1.0
+    b = np.sin(a)
+    out = (b * 2.0).sum()
+    # reached only through next_functions (b.grad_fn never read): still the op's class
+    mul = out.grad_fn.next_functions[0][0]
+    sin = mul.next_functions[0][0]
+    assert [type(n).__name__ for n in (out.grad_fn, mul, sin)] == ["SumBackward", "MulBackward",
+                                                                   "SinBackward"]
+    assert sin is b.grad_fn and type(a.grad_fn).__name__ == "AddBackward"
+    assert repr(sin) == "<SinBackward>" and sin.next_functions[0][0] is a.grad_fn
+    # a node never shown to user code still names its op (error messages use name())
+    y = np.exp(x * 3.0)
+    assert y._fn.name() == "ExpBackward" and y.grad_fn.name() == "ExpBackward"
+    out.backward()
+    np.testing.assert_allclose(x.grad, 2.0 * np.cos(x.data + 1.0))
