@@ -21,6 +21,9 @@ from .errors import BackwardError
 #: creation order of nodes (a node's inputs always have smaller numbers)
 _sequence = itertools.count()
 
+#: ``reversead.tensor.RuleNode`` (set there): the engine releases such nodes inline
+_RULE_NODE = None
+
 
 class Node:
     """Base of every ``grad_fn``; the class name says the op (``MulBackward``)."""
@@ -127,7 +130,10 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
         else:
             in_grads = ()
         if not retain_graph:
-            node.release()
+            if type(node) is _RULE_NODE:
+                node.saved = node.out = None  # ``RuleNode.release``, without the call
+            else:
+                node.release()
         # (one array sent to two inputs, as a + b does, needs no marking here: the first
         # leaf that keeps it records it in ``shared``, so a second one gets a copy)
         for edge, gi in zip(node.edges, in_grads):

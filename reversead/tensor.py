@@ -26,6 +26,7 @@ from dualad.rules.shape import check_index
 from .errors import BackwardError, InplaceError
 from .grad_mode import _state as _grad_state
 from .grad_mode import is_grad_enabled
+from . import graph as _graph
 from .graph import Node, _sequence
 
 _PACKAGE_DIRS = tuple(p for p in (__file__.rsplit("reversead", 1)[0] + "reversead",
@@ -205,6 +206,9 @@ class RuleNode(Node):
 
     def release(self):
         self.saved = self.out = None  # (``apply`` knows a freed node by ``saved is None``)
+
+
+_graph._RULE_NODE = RuleNode
 
 
 def _line_of(code, lasti):
