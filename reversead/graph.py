@@ -159,11 +159,7 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
             elif edge is not None:
                 if (results is None and type(gi) is np.ndarray and edge.grad is None
                         and edge._hooks is None):
-                    # the common leaf: first gradient, no hooks (``_deliver_leaf``'s fast case)
-                    if gi.base is not None or id(gi) in shared or not gi.flags.writeable:
-                        gi = np.array(gi)
-                    shared.add(id(gi))
-                    edge.grad = gi
+                    edge.grad = _fresh(gi, shared)  # the common leaf (``_deliver_leaf``'s fast case)
                 else:
                     _deliver_leaf(edge, gi, capture_leaf, results, create_graph, nb, shared)
     return results

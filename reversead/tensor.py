@@ -711,9 +711,7 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
     def grad_fn(self):
         """The node that created this tensor (None for leaves), e.g. ``MulBackward``."""
         fn = self._fn
-        if type(fn) is RuleNode:
-            fn._public()
-        return fn
+        return None if fn is None else fn._public()
 
     @grad_fn.setter
     def grad_fn(self, node):

@@ -76,28 +76,17 @@ def unbroadcast(g, shape: tuple, nb: int):
         return g  # nothing to sum (the common case)
     if type(shape) is not tuple:
         shape = tuple(shape)
-    if type(g) is np.ndarray:
-        # the axes depend only on the shapes: worked out once per (g's shape, shape, nb)
-        plan = _UNBROADCAST_PLANS.get((gshape, shape, nb))
-        if plan is None:
-            plan = _unbroadcast_plan(gshape, shape, nb)
-        axes, keepdims, final = plan
-        if axes:
-            # what np.sum runs for an ndarray, without its wrapper; summing only leading axes
-            # (a bias) gives x's shape at once, and no view (which a leaf's .grad would copy)
-            g = np.add.reduce(g, axis=axes, keepdims=keepdims)
-        return g if final is None else g.reshape(final)
-    data_ndim = g.ndim - nb
-    lead = data_ndim - len(shape)
-    axes = list(range(nb, nb + lead))
-    for i, n in enumerate(shape):
-        if n == 1 and gshape[nb + lead + i] != 1:
-            axes.append(nb + lead + i)
+    # the axes depend only on the shapes: worked out once per (g's shape, shape, nb)
+    plan = _UNBROADCAST_PLANS.get((gshape, shape, nb))
+    if plan is None:
+        plan = _unbroadcast_plan(gshape, shape, nb)
+    axes, keepdims, final = plan
     if axes:
-        g = np.sum(g, axis=tuple(axes), keepdims=True)
-    if lead or g.shape[nb:] != tuple(shape):
-        g = g.reshape(g.shape[:nb] + tuple(shape))
-    return g
+        # an ndarray: what np.sum runs, without its wrapper. Summing only leading axes (a bias)
+        # gives x's shape at once, and no view (which a leaf's .grad would copy)
+        g = (np.add.reduce(g, axis=axes, keepdims=keepdims) if type(g) is np.ndarray
+             else np.sum(g, axis=axes, keepdims=keepdims))
+    return g if final is None else g.reshape(final)
 
 
 #: (g's shape, target shape, nb) -> (axes to sum, keepdims, shape to reshape to or None)
