@@ -132,8 +132,8 @@ class RuleNode(Node):
                     for i, want in enumerate(needed)]
         # elementwise: unbroadcast(partial_i * g), without the general machinery
         partials = info.partials
-        rule = info.rule
         grads = []
+        gshape = g.shape
         for i, want in enumerate(needed):
             if not want:
                 grads.append(None)
@@ -143,26 +143,27 @@ class RuleNode(Node):
             shape = x.shape
             if type(p) is float or type(p) is int:
                 # a constant partial: sum over broadcast axes first, then scale the smaller array
-                xb = g if g.shape == shape else unbroadcast(g, shape, 0)
+                xb = g if gshape == shape else unbroadcast(g, shape, 0)
                 if p != 1:
                     xb = -xb if p == -1 else p * xb
             else:
                 if _KERNEL_VJP is None:
                     xb = p(*saved, out)
-                    if (type(xb) is np.ndarray and xb.base is None and type(g) is np.ndarray
-                            and xb.shape == g.shape and xb.dtype == g.dtype and xb is not out
-                            and xb is not g and not any(xb is v for v in saved)):
-                        xb = np.multiply(xb, g, out=xb)  # the partial is a temporary of ours: reuse it
+                    # a partial that is a temporary nobody else holds (refcount: this name and
+                    # the call's argument) takes the product in place: one array less per node
+                    if (_getrefcount(xb) == 2 and type(xb) is np.ndarray and xb.base is None
+                            and type(g) is np.ndarray and xb.dtype is g.dtype and xb.shape == gshape):
+                        xb = _multiply(xb, g, xb)
                     else:
                         xb = xb * g
                 else:
-                    xb = _KERNEL_VJP(rule, i, g, saved, out)
+                    xb = _KERNEL_VJP(info.rule, i, g, saved, out)
                     if xb is None:
                         xb = p(*saved, out) * g
                 if xb.shape != shape:
                     xb = unbroadcast(xb, shape, 0)
             dtype = x.dtype
-            if xb.dtype != dtype and type(xb) is np.ndarray and dtype.kind == "f":
+            if xb.dtype is not dtype and xb.dtype != dtype and type(xb) is np.ndarray and dtype.kind == "f":
                 xb = xb.astype(dtype)
             grads.append(xb)
         return grads
@@ -182,7 +183,11 @@ class RuleNode(Node):
 
     @property
     def created(self) -> str:
-        """``file:line`` of the user's code that recorded this node."""
+        """``file:line`` of the user's code that recorded this node.
+
+        Known for the nodes that saved a tensor (the ones an in-place write can break, whose
+        error names this place); ``"<unknown>"`` for the others, which skip the lookup.
+        """
         code = self.site_file  # the code object and the bytecode offset (line found here, lazily)
         if code is None:
             return "<unknown>"
@@ -209,6 +214,8 @@ class RuleNode(Node):
 
 
 _graph._RULE_NODE = RuleNode
+_getrefcount = sys.getrefcount
+_multiply = np.multiply
 
 
 def _line_of(code, lasti):
@@ -426,19 +433,6 @@ def _apply_scalar(info, xs, depth):
     node.saved = saved
     node.needed = needed
     node.scalar = vjp
-    frame = sys._getframe(depth)
-    while frame is not None:
-        code = frame.f_code
-        skip = _SKIP_FILES.get(code.co_filename)
-        if skip is None:
-            skip = _SKIP_FILES[code.co_filename] = code.co_filename.startswith(_PACKAGE_DIRS)
-        if not skip:
-            node.site_file = code
-            node.site_line = frame.f_lasti
-            break
-        frame = frame.f_back
-    else:
-        node.site_file = node.site_line = None
     result.requires_grad = True
     result._fn = node
     if keep_out:
@@ -448,6 +442,22 @@ def _apply_scalar(info, xs, depth):
     else:
         node.out = None
     node.versions = versions
+    if versions is None:
+        node.site_file = None  # (only a node that saved a tensor reports where it was made)
+    else:
+        frame = sys._getframe(depth)
+        while frame is not None:
+            code = frame.f_code
+            skip = _SKIP_FILES.get(code.co_filename)
+            if skip is None:
+                skip = _SKIP_FILES[code.co_filename] = code.co_filename.startswith(_PACKAGE_DIRS)
+            if not skip:
+                node.site_file = code
+                node.site_line = frame.f_lasti
+                break
+            frame = frame.f_back
+        else:
+            node.site_file = None
     return result
 
 
@@ -538,19 +548,6 @@ def _apply_general(info, rule, xs, static):
     node.scalar = scalar
     # where the op was created, for the in-place error: the first frame outside the packages
     # (frame 1, the caller, is always ours: apply, __array_ufunc__, an operator ...)
-    frame = sys._getframe(2)
-    while frame is not None:
-        code = frame.f_code
-        skip = _SKIP_FILES.get(code.co_filename)
-        if skip is None:
-            skip = _SKIP_FILES[code.co_filename] = code.co_filename.startswith(_PACKAGE_DIRS)
-        if not skip:
-            node.site_file = code
-            node.site_line = frame.f_lasti
-            break
-        frame = frame.f_back
-    else:
-        node.site_file = node.site_line = None
     result.requires_grad = True
     result._fn = node
     if keep_out:
@@ -560,6 +557,22 @@ def _apply_general(info, rule, xs, static):
     else:
         node.out = None
     node.versions = versions
+    if versions is None:
+        node.site_file = None  # (only a node that saved a tensor reports where it was made)
+    else:
+        frame = sys._getframe(2)
+        while frame is not None:
+            code = frame.f_code
+            skip = _SKIP_FILES.get(code.co_filename)
+            if skip is None:
+                skip = _SKIP_FILES[code.co_filename] = code.co_filename.startswith(_PACKAGE_DIRS)
+            if not skip:
+                node.site_file = code
+                node.site_line = frame.f_lasti
+                break
+            frame = frame.f_back
+        else:
+            node.site_file = None
     if type(out) is np.ndarray and out.base is not None:
         _share_version_with_base(result, xs, out)
     return result
