@@ -128,6 +128,8 @@ class RuleNode(Node):
             if create_graph:
                 return self._general(g, needed, nb, create_graph)
             static, vjp = self.static, info.rule.vjp  # (looked up per call: tests patch it)
+            if len(needed) == 1:  # (most rules: no comprehension's frame)
+                return (vjp(0, g, saved, out, nb, static) if needed[0] else None,)
             return [vjp(i, g, saved, out, nb, static) if want else None
                     for i, want in enumerate(needed)]
         # elementwise: unbroadcast(partial_i * g), without the general machinery
@@ -867,8 +869,13 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
                 info = _INFOS.get(rule)
                 if info is None:
                     info = _INFOS[rule] = _RuleInfo(rule)
-                if info.fast:
-                    return _apply_scalar(info, inputs, 2)
+                if info.fast:  # (0-d values take the scalar path; arrays go straight on)
+                    x = inputs[0]
+                    if type(x) is Tensor:
+                        if type(x._data) is not np.ndarray:
+                            return _apply_scalar(info, inputs, 2)
+                    elif type(x) is not np.ndarray:
+                        return _apply_scalar(info, inputs, 2)
                 return _apply_general(info, rule, inputs, _NO_STATIC)
         return array_ufunc(ufunc, method, inputs, kwargs, "reversead")
 
@@ -911,6 +918,11 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
 
     def __neg__(self):
         return _apply_scalar(_NEG_INFO, (self,), 2)
+
+    def __matmul__(self, other):
+        if type(other) is Tensor or type(other) is np.ndarray:  # (others: NumPy's dispatch)
+            return _apply_general(_MATMUL_INFO, _MATMUL_INFO.rule, (self, other), _NO_STATIC)
+        return NDArrayOperatorsMixin.__matmul__(self, other)
 
     # -- in-place operations --
     def _inplace(self, result):
@@ -1003,6 +1015,7 @@ _ADD, _SUB, _MUL, _DIV, _NEG = (RULES[n] for n in ("add", "subtract", "multiply"
 _ADD_INFO, _SUB_INFO, _MUL_INFO, _DIV_INFO, _NEG_INFO = (
     _INFOS.setdefault(r, _RuleInfo(r)) for r in (_ADD, _SUB, _MUL, _DIV, _NEG))
 assert all(i.fast for i in (_ADD_INFO, _SUB_INFO, _MUL_INFO, _DIV_INFO, _NEG_INFO))
+_MATMUL_INFO = _INFOS.setdefault(UFUNC_RULES[np.matmul], _RuleInfo(UFUNC_RULES[np.matmul]))
 
 
 def tensor(data, requires_grad: bool = False) -> Tensor:
