@@ -125,7 +125,7 @@ class Weighted(Rule):
     def vjp(self, argnum, out_bar, primals, out, nb, static):
         if self.cotangent is not None:
             x, keepdims = primals[0], static["keepdims"]
-            axes = _axes(static["axis"], np.ndim(x))
+            axes = _axes(static["axis"], x.ndim if type(x) is np.ndarray else np.ndim(x))
             return self.cotangent(x, _keep(out, axes, 0, keepdims), _keep(out_bar, axes, nb, keepdims), axes)
         w, axes = self._w(primals, out, **static)
         return _keep(out_bar, axes, nb, static["keepdims"]) * w
@@ -139,8 +139,12 @@ def _extremum_weights(x, out_kept, axes):
 
 def _extremum_cotangent(x, out_kept, g_kept, axes):
     # the same numbers as ``g * weights``, with the division done on the reduced shape
-    hit = np.asarray(x == out_kept)
-    count = np.add.reduce(hit, axis=axes, keepdims=True, dtype=_strip(x).dtype)
+    hit = x == out_kept
+    if type(x) is np.ndarray:  # (the common case, without the generic unwrapping)
+        count = np.add.reduce(hit, axes, x.dtype, None, True)
+    else:
+        hit = np.asarray(hit)
+        count = np.add.reduce(hit, axis=axes, keepdims=True, dtype=_strip(x).dtype)
     return hit * (g_kept / count)
 
 
