@@ -128,8 +128,12 @@ class RuleNode(Node):
             if create_graph:
                 return self._general(g, needed, nb, create_graph)
             static, vjp = self.static, info.rule.vjp  # (looked up per call: tests patch it)
-            if len(needed) == 1:  # (most rules: no comprehension's frame)
+            n = len(needed)  # (one or two inputs, most rules: no comprehension's frame)
+            if n == 1:
                 return (vjp(0, g, saved, out, nb, static) if needed[0] else None,)
+            if n == 2:
+                return (vjp(0, g, saved, out, nb, static) if needed[0] else None,
+                        vjp(1, g, saved, out, nb, static) if needed[1] else None)
             return [vjp(i, g, saved, out, nb, static) if want else None
                     for i, want in enumerate(needed)]
         # elementwise: unbroadcast(partial_i * g), without the general machinery

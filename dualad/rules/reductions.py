@@ -51,8 +51,8 @@ def _shape(x):
 
 def _sum_transpose(argnum, out_bar, primals, nb, axis, keepdims):
     x_shape = _shape(primals[0])
-    if axis is None and nb == 0 and type(out_bar) in _FLOAT_SCALARS:
-        return broadcast_view(out_bar, x_shape)  # a full sum's scalar cotangent (a loss)
+    if nb == 0 and (keepdims or axis is None and type(out_bar) in _FLOAT_SCALARS):
+        return broadcast_view(out_bar, x_shape)  # a loss's scalar, or kept axes: nothing to insert
     g = _keep(out_bar, _axes(axis, len(x_shape)), nb, keepdims)
     return broadcast_view(g, out_bar.shape[:nb] + x_shape)
 
