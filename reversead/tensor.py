@@ -224,6 +224,24 @@ _getrefcount = sys.getrefcount
 _multiply = np.multiply
 
 
+def _record_site(node, frame):
+    """Keep where user code made ``node``: the first frame outside the packages, from ``frame``.
+
+    (The code object and the bytecode offset: the line is found only if an error names it.)
+    """
+    while frame is not None:
+        code = frame.f_code
+        skip = _SKIP_FILES.get(code.co_filename)
+        if skip is None:
+            skip = _SKIP_FILES[code.co_filename] = code.co_filename.startswith(_PACKAGE_DIRS)
+        if not skip:
+            node.site_file = code
+            node.site_line = frame.f_lasti
+            return
+        frame = frame.f_back
+    node.site_file = None
+
+
 def _line_of(code, lasti):
     """The source line of bytecode offset ``lasti`` in ``code`` (as ``frame.f_lineno``)."""
     line = None
@@ -451,19 +469,7 @@ def _apply_scalar(info, xs, depth):
     if versions is None:
         node.site_file = None  # (only a node that saved a tensor reports where it was made)
     else:
-        frame = sys._getframe(depth)
-        while frame is not None:
-            code = frame.f_code
-            skip = _SKIP_FILES.get(code.co_filename)
-            if skip is None:
-                skip = _SKIP_FILES[code.co_filename] = code.co_filename.startswith(_PACKAGE_DIRS)
-            if not skip:
-                node.site_file = code
-                node.site_line = frame.f_lasti
-                break
-            frame = frame.f_back
-        else:
-            node.site_file = None
+        _record_site(node, sys._getframe(depth))
     return result
 
 
@@ -552,8 +558,6 @@ def _apply_general(info, rule, xs, static):
     node.saved = saved
     node.needed = needed
     node.scalar = scalar
-    # where the op was created, for the in-place error: the first frame outside the packages
-    # (frame 1, the caller, is always ours: apply, __array_ufunc__, an operator ...)
     result.requires_grad = True
     result._fn = node
     if keep_out:
@@ -565,20 +569,8 @@ def _apply_general(info, rule, xs, static):
     node.versions = versions
     if versions is None:
         node.site_file = None  # (only a node that saved a tensor reports where it was made)
-    else:
-        frame = sys._getframe(2)
-        while frame is not None:
-            code = frame.f_code
-            skip = _SKIP_FILES.get(code.co_filename)
-            if skip is None:
-                skip = _SKIP_FILES[code.co_filename] = code.co_filename.startswith(_PACKAGE_DIRS)
-            if not skip:
-                node.site_file = code
-                node.site_line = frame.f_lasti
-                break
-            frame = frame.f_back
-        else:
-            node.site_file = None
+    else:  # (frame 1, the caller, is always ours: apply, __array_ufunc__, an operator ...)
+        _record_site(node, sys._getframe(2))
     if type(out) is np.ndarray and out.base is not None:
         _share_version_with_base(result, xs, out)
     return result
