@@ -24,6 +24,7 @@ from dualad.rules.reductions import SIMPLE_REDUCTIONS
 from dualad.rules.shape import check_index
 
 from .errors import BackwardError, InplaceError
+from .grad_mode import _disabled as _grad_off
 from .grad_mode import _state as _grad_state
 from .grad_mode import is_grad_enabled
 from . import graph as _graph
@@ -428,7 +429,7 @@ def _apply_scalar(info, xs, depth):
     result._hooks = None
     result._base = None
     result._ver = None
-    if not mask or not _grad_state.enabled:
+    if not mask or _grad_off[0] and not _grad_state.enabled:
         result.requires_grad = False
         result._fn = None
         return result
@@ -504,7 +505,7 @@ def _apply_general(info, rule, xs, static):
     if scalar and info.op is not None and not static:
         out = info.op(*datas)
     else:
-        out = info.primal(*datas, **static)
+        out = info.primal(*datas, **static) if static else info.primal(*datas)
 
     result = _new_tensor(Tensor)
     if type(out) is not np.ndarray and type(out) not in _GENERICS and getattr(out, "_ad_level", None) is None:
@@ -514,7 +515,7 @@ def _apply_general(info, rule, xs, static):
     result._hooks = None
     result._base = None
     result._ver = None
-    if not mask or not _grad_state.enabled:
+    if not mask or _grad_off[0] and not _grad_state.enabled:
         result.requires_grad = False
         result._fn = None
         return result

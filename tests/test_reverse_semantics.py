@@ -307,6 +307,40 @@ def test_same_no_grad_instance_reused_and_nested():
     assert rd.is_grad_enabled()
 
 
+def test_threads_in_no_grad_are_counted_while_inside_and_only_then():
+    """Recording skips the thread-local lookup while no thread is in no_grad: the count
+    behind that must be exact through nesting, enable_grad, exceptions and threads."""
+    from reversead import grad_mode
+    x = rd.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    assert grad_mode._disabled[0] == 0
+    with rd.no_grad():
+        assert grad_mode._disabled[0] == 1 and not (x * 2).requires_grad
+        with rd.no_grad():
+            assert grad_mode._disabled[0] == 1
+            with rd.enable_grad():
+                assert grad_mode._disabled[0] == 0 and (x * 2).requires_grad
+            assert grad_mode._disabled[0] == 1 and not (x * 2).requires_grad
+    assert grad_mode._disabled[0] == 0
+    with pytest.raises(ValueError):
+        with rd.no_grad():
+            raise ValueError
+    assert grad_mode._disabled[0] == 0 and (x * 2).requires_grad
+    inside, leave = threading.Event(), threading.Event()
+
+    def worker():
+        with rd.no_grad():
+            inside.set()
+            leave.wait(20)
+    t = threading.Thread(target=worker)
+    t.start()
+    assert inside.wait(20)
+    assert grad_mode._disabled[0] == 1
+    assert (x * 2).requires_grad and np.sum(x * x).requires_grad  # this thread still records
+    leave.set()
+    t.join(20)
+    assert grad_mode._disabled[0] == 0
+
+
 def test_two_threads_one_in_no_grad_do_not_disturb_each_other():
     x = rd.tensor(np.array([1.0, 2.0]), requires_grad=True)
     barrier = threading.Barrier(2, timeout=20)
