@@ -156,9 +156,9 @@ class RuleNode(Node):
             else:
                 if _KERNEL_VJP is None:
                     xb = p(*saved, out)
-                    # a partial that is a temporary nobody else holds (refcount: this name and
-                    # the call's argument) takes the product in place: one array less per node
-                    if (_getrefcount(xb) == 2 and type(xb) is np.ndarray and xb.base is None
+                    # a partial that is a temporary nobody else holds (its reference count, as
+                    # measured at import) takes the product in place: one array less per node
+                    if (_getrefcount(xb) == _TEMPORARY_REFS and type(xb) is np.ndarray and xb.base is None
                             and type(g) is np.ndarray and xb.dtype is g.dtype and xb.shape == gshape):
                         xb = _multiply(xb, g, xb)
                     else:
@@ -223,6 +223,22 @@ class RuleNode(Node):
 _graph._RULE_NODE = RuleNode
 _getrefcount = sys.getrefcount
 _multiply = np.multiply
+
+
+def _temporary_refcount():
+    """What ``sys.getrefcount`` says of a fresh temporary bound to a local, as ``apply`` binds a
+    partial's result (2 on CPython 3.11). None where a value held elsewhere could read the same
+    (interpreters that borrow references on the stack): then no partial is reused in place."""
+    held = [np.ones(1)]
+
+    def probe(make):
+        xb = make()
+        return _getrefcount(xb)
+    fresh, shared = probe(lambda: np.ones(1)), probe(lambda: held[0])
+    return fresh if shared > fresh else None
+
+
+_TEMPORARY_REFS = _temporary_refcount()
 
 
 def _record_site(node, frame):

@@ -789,3 +789,25 @@ def test_nodes_show_their_op_class_wherever_user_code_meets_them():
     assert y._fn.name() == "ExpBackward" and y.grad_fn.name() == "ExpBackward"
     out.backward()
     np.testing.assert_allclose(x.grad, 2.0 * np.cos(x.data + 1.0))
+
+
+def test_backward_never_writes_into_saved_values():
+    """Elementwise VJPs multiply in place only into partials that are their own temporaries:
+    a partial that *is* a saved value (d(a*b)/da = b) or the saved output must stay intact."""
+    from importlib import import_module
+    assert import_module("reversead.tensor")._TEMPORARY_REFS in (None, 1, 2, 3)
+    a = rd.tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+    b = rd.tensor(np.array([0.5, 4.0, -1.0]), requires_grad=True)
+    a0, b0 = a.data.copy(), b.data.copy()
+    y = a * b
+    t = np.tanh(a)
+    t0 = t.data.copy()
+    g = np.array([1.0, 2.0, 3.0])
+    for k in (1, 2):
+        y.backward(g, retain_graph=True)
+        t.backward(g, retain_graph=True)
+        np.testing.assert_array_equal(a.data, a0)
+        np.testing.assert_array_equal(b.data, b0)
+        np.testing.assert_array_equal(t.data, t0)
+        np.testing.assert_allclose(b.grad, k * g * a0)
+        np.testing.assert_allclose(a.grad, k * (g * b0 + g * (1 - t0 ** 2)))
