@@ -129,12 +129,8 @@ class RuleNode(Node):
             if create_graph:
                 return self._general(g, needed, nb, create_graph)
             static, vjp = self.static, info.rule.vjp  # (looked up per call: tests patch it)
-            n = len(needed)  # (one or two inputs, most rules: no comprehension's frame)
-            if n == 1:
+            if len(needed) == 1:  # (most rules: no comprehension's frame)
                 return (vjp(0, g, saved, out, nb, static) if needed[0] else None,)
-            if n == 2:
-                return (vjp(0, g, saved, out, nb, static) if needed[0] else None,
-                        vjp(1, g, saved, out, nb, static) if needed[1] else None)
             return [vjp(i, g, saved, out, nb, static) if want else None
                     for i, want in enumerate(needed)]
         # elementwise: unbroadcast(partial_i * g), without the general machinery
@@ -884,10 +880,7 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
                     info = _INFOS[rule] = _RuleInfo(rule)
                 if info.fast:  # (0-d values take the scalar path; arrays go straight on)
                     x = inputs[0]
-                    if type(x) is Tensor:
-                        if type(x._data) is not np.ndarray:
-                            return _apply_scalar(info, inputs, 2)
-                    elif type(x) is not np.ndarray:
+                    if type(x._data if type(x) is Tensor else x) is not np.ndarray:
                         return _apply_scalar(info, inputs, 2)
                 return _apply_general(info, rule, inputs, _NO_STATIC)
         return array_ufunc(ufunc, method, inputs, kwargs, "reversead")

@@ -139,12 +139,9 @@ def _extremum_weights(x, out_kept, axes):
 
 def _extremum_cotangent(x, out_kept, g_kept, axes):
     # the same numbers as ``g * weights``, with the division done on the reduced shape
-    hit = x == out_kept
-    if type(x) is np.ndarray:  # (the common case, without the generic unwrapping)
-        count = np.add.reduce(hit, axes, x.dtype, None, True)
-    else:
-        hit = np.asarray(hit)
-        count = np.add.reduce(hit, axis=axes, keepdims=True, dtype=_strip(x).dtype)
+    hit = np.asarray(x == out_kept)
+    dtype = x.dtype if type(x) is np.ndarray else _strip(x).dtype  # (an array needs no unwrapping)
+    count = np.add.reduce(hit, axes, dtype, None, True)
     return hit * (g_kept / count)
 
 
