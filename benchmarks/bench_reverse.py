@@ -9,7 +9,9 @@ minimum over repeats, and every ratio compares two costs measured in this one pr
    ``cost(loss and gradient by reversead) / cost(loss)`` against the same ratio of a
    hand-written NumPy backprop (target: <= 1.1x). The reversead step is a training step's
    differentiation (parameters kept as Tensors, ``.grad`` reset, forward, ``backward()``);
-   ``rd.gradient(loss, params)`` is timed beside it. Memory (tracemalloc): what the tape
+   ``rd.gradient(loss, params)`` is timed beside it, and so is a floor: the same step on
+   ``minimal_tape.py``, the leanest closure tape in Python (no version counters, hooks or
+   checks), which shows what any Python tape pays per op on this machine. Memory (tracemalloc): what the tape
    holds after the forward pass against the bytes of the activations the hand-written
    backprop keeps for its backward pass (h1, h2 and the softmax probabilities; target:
    <= 1.5x), and the peak of a whole step against the hand-written backprop's peak.
@@ -39,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import minimal_tape  # noqa: E402
 import reversead as rd  # noqa: E402
 from common import best_of as best  # noqa: E402
 from dualad import logsumexp  # noqa: E402
@@ -136,7 +139,12 @@ def bench_mlp(dtype, repeat):
     err_fused = max(float(np.max(np.abs(a - b))) for a, b in zip(fused_grads, ref_grads))
     assert err_fused < tol, f"fused loss and hand-written backprop disagree by {err_fused}"
 
-    t_loss, t_hand, t_rev, t_fun, t_lossf, t_revf = [], [], [], [], [], []
+    # the floor: the leanest Python tape (closures, none of a real tape's guarantees)
+    minimal_step = minimal_tape.make_step(loss, params)
+    err_min = max(float(np.max(np.abs(a - b))) for a, b in zip(minimal_step()[1], ref_grads))
+    assert err_min < tol, f"minimal tape and hand-written backprop disagree by {err_min}"
+
+    t_loss, t_hand, t_rev, t_fun, t_lossf, t_revf, t_min = [], [], [], [], [], [], []
     for _ in range(repeat):  # interleaved, so drifts in machine speed hit all of them alike
         t_loss.append(best(lambda: loss(*params), repeat=3, number=5))
         t_hand.append(best(lambda: backprop(*params), repeat=3, number=5))
@@ -144,13 +152,15 @@ def bench_mlp(dtype, repeat):
         t_fun.append(best(lambda: rd.gradient(loss, params), repeat=3, number=5))
         t_lossf.append(best(lambda: fused_loss(*params), repeat=3, number=5))
         t_revf.append(best(fused_step, repeat=3, number=5))
+        t_min.append(best(minimal_step, repeat=3, number=5))
     # the target compares t_rev/t_loss with t_hand/t_loss, i.e. t_rev with t_hand: besides the
     # ratio of the minima, the median of the ratios of each round's back-to-back timings
     # (robust to this VM's speed changing between rounds)
     paired = float(np.median(np.array(t_rev) / np.array(t_hand)))
     paired_fused = float(np.median(np.array(t_revf) / np.array(t_hand)))
+    paired_min = float(np.median(np.array(t_min) / np.array(t_hand)))
     t_loss, t_hand, t_rev, t_fun = min(t_loss), min(t_hand), min(t_rev), min(t_fun)
-    t_lossf, t_revf = min(t_lossf), min(t_revf)
+    t_lossf, t_revf, t_min = min(t_lossf), min(t_revf), min(t_min)
     hand_ratio, rev_ratio = t_hand / t_loss, t_rev / t_loss
 
     # memory: what the tape holds after the forward pass vs. the hand-written backprop's activations
@@ -190,6 +200,8 @@ def bench_mlp(dtype, repeat):
         "fused_reversead_ratio": t_revf / t_lossf,
         "fused_ratio_vs_handwritten": t_revf / t_lossf / hand_ratio,
         "fused_target_time_met": t_revf / t_lossf <= 1.1 * hand_ratio,
+        "minimal_tape_ms": t_min * 1e3, "minimal_tape_vs_handwritten": t_min / t_hand,
+        "minimal_tape_paired_median_vs_handwritten": paired_min,
         "saved_activation_bytes": saved, "tape_held_bytes": held,
         "tape_held_over_saved": held / saved,
         "target_memory_met": held <= 1.5 * saved,
@@ -296,6 +308,10 @@ def main(argv=None):
                   f"{r['fused_ratio_vs_handwritten']:.3f} of hand-written (target <= 1.1: "
                   f"{'met' if r['fused_target_time_met'] else 'NOT met'}); median of paired rounds "
                   f"{r['fused_paired_median_vs_handwritten']:.3f}")
+            print(f"    floor, the minimal closure tape (benchmarks/minimal_tape.py): "
+                  f"{r['minimal_tape_ms']:.3f} ms -> {r['minimal_tape_vs_handwritten']:.3f} of "
+                  f"hand-written; median of paired rounds "
+                  f"{r['minimal_tape_paired_median_vs_handwritten']:.3f}")
             print(f"    rd.gradient(loss, params) {r['functional_gradient_ms']:.3f} ms "
                   f"({r['functional_gradient_ratio']:.2f}x)")
             print(f"    tape holds {r['tape_held_bytes'] / 1e3:.0f} kB = {r['tape_held_over_saved']:.2f}x the "
