@@ -218,6 +218,7 @@ class RuleNode(Node):
 
 _graph._RULE_NODE = RuleNode
 _getrefcount = sys.getrefcount
+_getframe = sys._getframe
 _multiply = np.multiply
 
 
@@ -346,6 +347,22 @@ def _scalar_vjp(rule, needed):
 
 
 _INFOS: dict = {}
+#: ufunc -> its rule's ``_RuleInfo`` (one lookup per call on the ufunc fast path)
+_UFUNC_INFOS: dict = {}
+
+
+def _ufunc_info(ufunc):
+    """The ``_RuleInfo`` of ``ufunc``'s rule (kept in ``_UFUNC_INFOS``), None without one."""
+    rule = UFUNC_RULES.get(ufunc)
+    if rule is None or ufunc in NONDIFF_UFUNCS:
+        return None  # (not kept: the generic path looks the table up again)
+    info = _INFOS.get(rule)
+    if info is None:
+        info = _INFOS[rule] = _RuleInfo(rule)
+    _UFUNC_INFOS[ufunc] = info
+    return info
+
+
 _OPERATORS = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul,
               "divide": operator.truediv}
 
@@ -548,8 +565,9 @@ def _apply_general(info, rule, xs, static):
         saved = datas  # the values the VJPs read; of the others only shape and dtype
         for i in unkept:
             d = datas[i]
-            if type(d) is np.ndarray:
-                datas[i] = _meta(d)
+            if type(d) is np.ndarray:  # (the cache hit inline: ``_meta``'s first lines)
+                meta = _META_CACHE.get((d.shape, id(d.dtype)))
+                datas[i] = meta if meta is not None else _meta(d)
             elif type(d) not in _SCALARS:
                 datas[i] = _Meta(d)
     # (recording: the same steps as the end of ``_apply_scalar``; change both together)
@@ -583,7 +601,13 @@ def _apply_general(info, rule, xs, static):
     if versions is None:
         node.site_file = None  # (only a node that saved a tensor reports where it was made)
     else:  # (frame 1, the caller, is always ours: apply, __array_ufunc__, an operator ...)
-        _record_site(node, sys._getframe(2))
+        frame = _getframe(2)
+        code = frame.f_code
+        if _SKIP_FILES.get(code.co_filename) is False:  # user code called us (``_record_site``'s
+            node.site_file = code                      # first step, inline)
+            node.site_line = frame.f_lasti
+        else:
+            _record_site(node, frame)
     if type(out) is np.ndarray and out.base is not None:
         _share_version_with_base(result, xs, out)
     return result
@@ -873,16 +897,15 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
     # -- NumPy dispatch --
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method == "__call__" and not kwargs:  # fast path: a Tensor is always the outermost trace
-            rule = UFUNC_RULES.get(ufunc)
-            if rule is not None and ufunc not in NONDIFF_UFUNCS:
-                info = _INFOS.get(rule)
-                if info is None:
-                    info = _INFOS[rule] = _RuleInfo(rule)
+            info = _UFUNC_INFOS.get(ufunc)
+            if info is None:
+                info = _ufunc_info(ufunc)
+            if info is not None:
                 if info.fast:  # (0-d values take the scalar path; arrays go straight on)
                     x = inputs[0]
                     if type(x._data if type(x) is Tensor else x) is not np.ndarray:
                         return _apply_scalar(info, inputs, 2)
-                return _apply_general(info, rule, inputs, _NO_STATIC)
+                return _apply_general(info, info.rule, inputs, _NO_STATIC)
         return array_ufunc(ufunc, method, inputs, kwargs, "reversead")
 
     def __array_function__(self, func, types, args, kwargs):
