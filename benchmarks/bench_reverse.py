@@ -11,8 +11,8 @@ minimum over repeats, and every ratio compares two costs measured in this one pr
    differentiation (parameters kept as Tensors, ``.grad`` reset, forward, ``backward()``);
    ``rd.gradient(loss, params)`` is timed beside it, and so is a floor: the same step on
    ``minimal_tape.py``, the leanest closure tape in Python (no version counters, hooks or
-   checks), which shows what any Python tape pays per op on this machine. Memory (tracemalloc): what the tape
-   holds after the forward pass against the bytes of the activations the hand-written
+   checks), which shows what any Python tape pays per op on this machine. Memory
+   (tracemalloc): what the tape holds after the forward pass against the bytes of the activations the hand-written
    backprop keeps for its backward pass (h1, h2 and the softmax probabilities; target:
    <= 1.5x), and the peak of a whole step against the hand-written backprop's peak.
 2. Scalar tape overhead: a chain of 10,000 scalar ops (*, +, sin), record and backward

@@ -218,7 +218,6 @@ class RuleNode(Node):
 
 _graph._RULE_NODE = RuleNode
 _getrefcount = sys.getrefcount
-_getframe = sys._getframe
 _multiply = np.multiply
 
 
@@ -565,9 +564,8 @@ def _apply_general(info, rule, xs, static):
         saved = datas  # the values the VJPs read; of the others only shape and dtype
         for i in unkept:
             d = datas[i]
-            if type(d) is np.ndarray:  # (the cache hit inline: ``_meta``'s first lines)
-                meta = _META_CACHE.get((d.shape, id(d.dtype)))
-                datas[i] = meta if meta is not None else _meta(d)
+            if type(d) is np.ndarray:
+                datas[i] = _meta(d)
             elif type(d) not in _SCALARS:
                 datas[i] = _Meta(d)
     # (recording: the same steps as the end of ``_apply_scalar``; change both together)
@@ -601,13 +599,7 @@ def _apply_general(info, rule, xs, static):
     if versions is None:
         node.site_file = None  # (only a node that saved a tensor reports where it was made)
     else:  # (frame 1, the caller, is always ours: apply, __array_ufunc__, an operator ...)
-        frame = _getframe(2)
-        code = frame.f_code
-        if _SKIP_FILES.get(code.co_filename) is False:  # user code called us (``_record_site``'s
-            node.site_file = code                      # first step, inline)
-            node.site_line = frame.f_lasti
-        else:
-            _record_site(node, frame)
+        _record_site(node, sys._getframe(2))
     if type(out) is np.ndarray and out.base is not None:
         _share_version_with_base(result, xs, out)
     return result
