@@ -489,7 +489,7 @@ def _variant_source(rule, name, dtype):
         if i in constants:
             xs.append(f"_D({constants[i]!r})")
         else:
-            xs.append(f"x{i}[i0 + i]" if code[0] == "a" else f"x{i}")
+            xs.append(f"b{i}[i]" if code[0] == "a" else f"x{i}")
         if code[1] != "N":
             params.append(f"t{i}")
     params += ["ans", "out_dot"]
@@ -507,6 +507,13 @@ def _variant_source(rule, name, dtype):
     ]
     fused = _fuse_primal(rule, dtype)
     if computed or fused:
+        # the block's elements through views indexed from 0: ``x[i0 + i]`` made Numba check
+        # each index for wraparound (it cannot prove i0 + i >= 0), and the loop ran scalar,
+        # 4-6x slower (tanh's VJP on 32k float32: 28 us against 6.5 us)
+        for i, code in enumerate(codes):
+            if code[0] == "a" and i not in constants:
+                body.append(f"        b{i} = x{i}[i0:i0 + m]")
+        body.append("        ab = ans[i0:i0 + m]")
         body.append("        for i in range(m):")
         for i in range(len(codes)):
             body.append(f"            v{i} = {xs[i]}")
@@ -514,11 +521,11 @@ def _variant_source(rule, name, dtype):
         if fused:  # ``fuse`` is False for VJPs: the saved primal is read, never rewritten
             body.append("            if fuse:")
             body.append(f"                a = _D(_p({values}))")
-            body.append("                ans[i0 + i] = a")
+            body.append("                ab[i] = a")
             body.append("            else:")
-            body.append("                a = ans[i0 + i]")
+            body.append("                a = ab[i]")
         else:
-            body.append("            a = ans[i0 + i]")
+            body.append("            a = ab[i]")
         args = ", ".join([f"v{i}" for i in range(len(codes))] + ["a"])
         for row, i in enumerate(computed):
             body.append(f"            d[{row}, i] = _D(_d{i}({args}))")
