@@ -17,6 +17,8 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from dualad.rules import RULES, strip
 from dualad.rules.core import CONFIG as _CONFIG
+from dualad.kernels import elementwise_vjp as _fused_vjp
+from dualad.kernels import fuses_vjp as _fuses_vjp
 from dualad.rules.core import UFUNC_RULES, NONDIFF_UFUNCS, Elementwise, unbroadcast
 from dualad.rules.dispatch import array_function, array_ufunc
 from dualad.rules.methods import ArrayMethods
@@ -74,14 +76,6 @@ def _meta(value):
                 _META_CACHE[key] = meta
         return meta
     return _Meta(value)
-
-
-def _vjp_kernel():
-    try:
-        from dualad import kernels
-    except Exception:  # pragma: no cover - kernels are optional
-        return None
-    return getattr(kernels, "elementwise_vjp", None)
 
 
 class RuleNode(Node):
@@ -150,7 +144,9 @@ class RuleNode(Node):
                 if p != 1:
                     xb = -xb if p == -1 else p * xb
             else:
-                if _KERNEL_VJP is None:
+                # one compiled pass where the partial is arithmetic worth fusing (tanh's)
+                xb = _fused_vjp(info.rule, i, g, saved, out) if info.fuses[i] else None
+                if xb is None:
                     xb = p(*saved, out)
                     # a partial that is a temporary nobody else holds (its reference count, as
                     # measured at import) takes the product in place: one array less per node
@@ -159,10 +155,6 @@ class RuleNode(Node):
                         xb = _multiply(xb, g, xb)
                     else:
                         xb = xb * g
-                else:
-                    xb = _KERNEL_VJP(info.rule, i, g, saved, out)
-                    if xb is None:
-                        xb = p(*saved, out) * g
                 if xb.shape != shape:
                     xb = unbroadcast(xb, shape, 0)
             dtype = x.dtype
@@ -284,7 +276,7 @@ _SKIP_FILES: dict = {}
 class _RuleInfo:
     """What ``apply`` needs to know about a rule, computed once per rule."""
 
-    __slots__ = ("elementwise", "op", "nondiff", "plans", "rule", "fast", "primal", "partials")
+    __slots__ = ("elementwise", "op", "nondiff", "plans", "rule", "fast", "primal", "partials", "fuses")
 
     def __init__(self, rule):
         # the rule's primal and partials (fixed once the table is built) read from here (one
@@ -298,6 +290,9 @@ class _RuleInfo:
         self.plans = {}
         # 0-d float inputs take ``_apply_scalar`` (no argument left out of differentiation)
         self.fast = self.elementwise and not self.nondiff
+        # per input: whether its VJP may take a fused kernel (decided from the partial's code)
+        self.fuses = (tuple(_fuses_vjp(rule, i) for i in range(rule.nin)) if self.elementwise
+                      else None)
 
     def plan(self, rule, mask, n, key):
         """``(unkept, keep_out, needed, kept, scalar_vjp)`` for the inputs in ``mask`` (a bit per input)."""
@@ -608,29 +603,6 @@ def _apply_general(info, rule, xs, static):
 _new_tensor = object.__new__
 _new_node = object.__new__
 _next_seq = _sequence.__next__
-
-
-def _kernel_vjp_or_none(rule, argnum, g, saved, out):
-    """The fused kernel's ``g * partial`` (None where it does not apply).
-
-    Values the partial does not read were not saved (``_Meta``); the kernel still wants an
-    array in their place, so ``g`` (the output's shape) stands in for them.
-    """
-    if type(g) is not np.ndarray or not g.flags.writeable:
-        return None
-    if out is not None and (type(out) is not np.ndarray or not out.flags.writeable):
-        return None
-    primals = [g if type(p) is _Meta else p for p in saved]
-    return _KERNEL(rule, argnum, g, primals, g if out is None else out)
-
-
-#: Fused Numba VJP kernels (``dualad.kernels.elementwise_vjp``) for elementwise nodes on
-#: arrays. Off: measured slower than NumPy's ``partial * g`` at the sizes of the MLP
-#: benchmark (tanh VJP on 128x256: 141 us against 39 us in float64, 138 against 17 us in
-#: float32), so the tape uses NumPy until the kernels beat it.
-USE_VJP_KERNEL = False
-_KERNEL = _vjp_kernel() if USE_VJP_KERNEL else None
-_KERNEL_VJP = _kernel_vjp_or_none if _KERNEL is not None else None
 
 
 def _keep_original(node, tensor):

@@ -1,6 +1,7 @@
 """Generated Numba kernels against the generic NumPy path of the same rule (issue 2, section 6)."""
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -112,27 +113,55 @@ def test_literal_exponent_kernel(numba_backend):
     assert any("__1_2p0" in v for v in kernels.compile_rule(rule).COMPILED)
 
 
-@pytest.mark.parametrize("rule", [r for r in KERNEL_RULES if r.nin == 1] + SCALAR_RULES[:2],
-                         ids=lambda r: r.name)
-def test_fused_vjp_equals_generic(rule, numba_backend):
+FUSED_VJPS = [(r, i) for r in KERNEL_RULES for i in range(r.nin) if kernels.fuses_vjp(r, i)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("rule,argnum", FUSED_VJPS, ids=lambda v: getattr(v, "name", str(v)))
+def test_fused_vjp_equals_generic(rule, argnum, dtype, numba_backend):
     rng = np.random.default_rng(1)
-    primals = [_sample(rule, i, (4, 3), np.float64, rng) for i in range(rule.nin)]
+    primals = [_sample(rule, i, (4, 3), dtype, rng) for i in range(rule.nin)]
     out = rule.primal(*primals)
-    out_bar = rng.standard_normal((2, 4, 3))
-    for argnum in range(rule.nin):
-        if not callable(rule.partials[argnum]):
-            continue
-        saved = out.copy()
-        fused = kernels.elementwise_vjp(rule, argnum, out_bar, primals, out)
-        assert fused is not None
-        np.testing.assert_array_equal(out, saved)  # the saved primal is never rewritten
-        _close(fused, rule.vjp(argnum, out_bar, primals, out, 1, {}), np.float64)
+    if out.dtype != dtype:  # float_power promotes float32: no kernel
+        assert kernels.elementwise_vjp(rule, argnum, out, primals, out) is None
+        return
+    out_bar = rng.standard_normal((4, 3)).astype(dtype)
+    saved = out.copy()
+    fused = kernels.elementwise_vjp(rule, argnum, out_bar, primals, out)
+    assert fused is not None and fused.dtype == dtype and fused.shape == out.shape
+    np.testing.assert_array_equal(out, saved)  # the saved primal is never rewritten
+    _close(fused, rule.vjp(argnum, out_bar, primals, out, 0, {}), dtype)
 
 
-def test_vjp_declines_broadcast_argument(numba_backend):
-    rule = UFUNC_RULES[np.multiply]
-    x, y = np.ones((3, 4)), np.ones(4)
-    assert kernels.elementwise_vjp(rule, 1, np.ones((3, 4)), [x, y], x * y) is None
+def test_fused_vjps_are_the_arithmetic_partials():
+    fuses = {(r.name, i) for r, i in FUSED_VJPS}
+    assert {("tanh", 0), ("divide", 0), ("divide", 1), ("sqrt", 0)} <= fuses
+    # one operand (exp's ans, multiply's y) is one NumPy multiply already; cos/exp partials
+    # run on NumPy's SIMD loops; constant partials (add) need no pass at all
+    assert not fuses & {("exp", 0), ("multiply", 0), ("multiply", 1), ("sin", 0), ("add", 0)}
+
+
+def test_fused_vjp_reads_only_what_the_partial_uses(numba_backend):
+    rule = UFUNC_RULES[np.tanh]  # 1 - ans*ans: x is not read, so the tape need not keep it
+    out = np.tanh(np.linspace(-2, 2, 12).reshape(3, 4))
+    g = np.ones((3, 4))
+    fused = kernels.elementwise_vjp(rule, 0, g, [None], out)
+    np.testing.assert_allclose(fused, 1 - out * out, rtol=1e-15)
+
+
+def test_vjp_declines_what_it_does_not_cover(numba_backend, monkeypatch):
+    div = UFUNC_RULES[np.divide]
+    x, y = np.ones((3, 4)), np.full((3, 4), 2.0)
+    g = np.ones((3, 4))
+    assert kernels.elementwise_vjp(div, 0, g, [x, y], x / y) is not None
+    assert kernels.elementwise_vjp(div, 0, g, [x, np.full(4, 2.0)], x / y) is None  # broadcast
+    assert kernels.elementwise_vjp(div, 0, np.ones((2, 3, 4)), [x, y], x / y) is None  # batch axes
+    assert kernels.elementwise_vjp(div, 0, np.ones((4, 3)).T, [x, y], x / y) is None  # not contiguous
+    assert kernels.elementwise_vjp(div, 0, g, [x, y.astype(np.float32)], x / y) is None  # mixed
+    assert kernels.elementwise_vjp(div, 0, g.astype(int), [x, y], x / y) is None  # integers
+    assert kernels.elementwise_vjp(UFUNC_RULES[np.multiply], 0, g, [x, y], x * y) is None
+    monkeypatch.setattr(kernels, "BACKEND", "numpy")
+    assert kernels.elementwise_vjp(div, 0, g, [x, y], x / y) is None
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -241,3 +270,31 @@ def test_small_arrays_take_the_numpy_path(monkeypatch):
     fused = kernels.elementwise_jvp(rule, [big], [np.ones((1, big.size))])
     assert fused is not None
     np.testing.assert_allclose(fused[1][0], np.cos(big), rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_the_tape_takes_fused_vjps_with_numpys_numbers(dtype, monkeypatch):
+    import reversead as rd
+    tape = importlib.import_module("reversead.tensor")  # (rd.tensor is the function)
+
+    calls = []
+
+    def spy(rule, argnum, g, saved, out):
+        result = kernels.elementwise_vjp(rule, argnum, g, saved, out)
+        calls.append((rule.name, result is not None))
+        return result
+    monkeypatch.setattr(tape, "_fused_vjp", spy)
+    rng = np.random.default_rng(4)
+    x0, w0 = rng.standard_normal((6, 5)).astype(dtype), rng.uniform(1, 2, (6, 5)).astype(dtype)
+
+    def grads(backend):
+        monkeypatch.setattr(kernels, "BACKEND", backend)
+        x, w = rd.tensor(x0, requires_grad=True), rd.tensor(w0, requires_grad=True)
+        np.sum(np.tanh(x) / w * x0).backward()  # (x0: a contiguous cotangent for divide)
+        return x.grad, w.grad
+    fused = grads("numba")
+    assert ("tanh", True) in calls and ("divide", True) in calls
+    generic = grads("numpy")
+    for a, b in zip(fused, generic):
+        assert a.dtype == dtype
+        _close(a, b, dtype)
