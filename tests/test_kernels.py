@@ -298,3 +298,50 @@ def test_the_tape_takes_fused_vjps_with_numpys_numbers(dtype, monkeypatch):
     for a, b in zip(fused, generic):
         assert a.dtype == dtype
         _close(a, b, dtype)
+
+
+def _extremum_cases(rng):
+    for dtype in (np.float64, np.float32):
+        for shape, axis in [((7, 5), 1), ((7, 5), -1), ((2, 3, 4), (1, 2)), ((2, 3, 4), 2),
+                            ((4, 1), 1), ((3, 300), 1)]:
+            x = rng.integers(-3, 3, shape).astype(dtype)  # small integers: many ties
+            yield x, axis
+            x = x.copy()
+            x.flat[::7] = np.nan  # NaN rows propagate
+            x.flat[1::5] = -0.0
+            yield x, axis
+
+
+@pytest.mark.parametrize("ufunc", [np.maximum, np.minimum], ids=["max", "min"])
+def test_extremum_vjp_loop_gives_numpys_numbers(ufunc, numba_backend, monkeypatch):
+    from dualad.rules.reductions import _extremum_cotangent
+
+    rng = np.random.default_rng(2)
+    for x, axis in _extremum_cases(rng):
+        axes = tuple(sorted(a % x.ndim for a in np.atleast_1d(axis)))
+        out = ufunc.reduce(x, axis=axis, keepdims=True)
+        g = rng.standard_normal(out.shape).astype(x.dtype)
+        with np.errstate(all="ignore"):
+            fused = kernels.extremum_cotangent(x, out, g, axes)
+            monkeypatch.setattr(kernels, "BACKEND", "numpy")
+            generic = _extremum_cotangent(x, out, g, axes)  # the NumPy path
+            monkeypatch.setattr(kernels, "BACKEND", "numba")
+        assert (fused is not None) == (x.shape[-1] <= kernels.SHORT_ROW)
+        if fused is not None:
+            assert fused.dtype == x.dtype
+            np.testing.assert_array_equal(fused, generic)  # bitwise, ties and NaN rows included
+
+
+def test_extremum_vjp_loop_declines_what_it_does_not_cover(numba_backend, monkeypatch):
+    x, out, g = np.ones((4, 6)), np.ones((4, 1)), np.ones((4, 1))
+    assert kernels.extremum_cotangent(x, out, g, (1,)) is not None
+    assert kernels.extremum_cotangent(x, np.ones((1, 6)), np.ones((1, 6)), (0,)) is None  # leading
+    assert kernels.extremum_cotangent(x, np.ones((1, 1)), np.ones((1, 1)), (0, 1)) is None  # all
+    assert kernels.extremum_cotangent(np.ones((6, 4)).T, out, g, (1,)) is None  # not contiguous
+    assert kernels.extremum_cotangent(x.astype(int), out, g, (1,)) is None
+    assert kernels.extremum_cotangent(x, out, np.ones((3, 4, 1)), (1,)) is None  # batch axes
+    assert kernels.extremum_cotangent(x, out, g.astype(np.float32), (1,)) is None
+    long = np.ones((2, kernels.SHORT_ROW + 1))
+    assert kernels.extremum_cotangent(long, np.ones((2, 1)), np.ones((2, 1)), (1,)) is None
+    monkeypatch.setattr(kernels, "BACKEND", "numpy")
+    assert kernels.extremum_cotangent(x, out, g, (1,)) is None

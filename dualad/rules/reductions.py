@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from .core import Linear, Rule, broadcast_view, normalize_axis, register_function, shift_axis
 from .shape import _ex, reshape
 
@@ -139,6 +140,9 @@ def _extremum_weights(x, out_kept, axes):
 
 def _extremum_cotangent(x, out_kept, g_kept, axes):
     # the same numbers as ``g * weights``, with the division done on the reduced shape
+    fast = kernels.extremum_cotangent(x, out_kept, g_kept, axes)  # short rows: one loop
+    if fast is not None:
+        return fast
     hit = np.asarray(x == out_kept)
     dtype = x.dtype if type(x) is np.ndarray else _strip(x).dtype  # (an array needs no unwrapping)
     count = np.add.reduce(hit, axes, dtype, None, True)
