@@ -116,8 +116,9 @@ def _trailing_rows(x, axes):
     rows of ``n`` elements, else None (the case NumPy's reduce handles badly: it pays its
     per-row overhead ``rows`` times, 5 us for 128 rows of 10 against 1 us for a loop)."""
     ndim = x.ndim
-    if (BACKEND != "numba" or not 0 < len(axes) < ndim or x.dtype not in _FLOAT_DTYPES
-            or axes != tuple(range(ndim - len(axes), ndim)) or not x.flags.c_contiguous):
+    if (BACKEND != "numba" or x.size < MIN_WORK or not 0 < len(axes) < ndim
+            or x.dtype not in _FLOAT_DTYPES or axes != tuple(range(ndim - len(axes), ndim))
+            or not x.flags.c_contiguous):
         return None
     n = _size(x.shape[ndim - len(axes):])
     return (x.size // n, n) if 0 < n <= SHORT_ROW else None
@@ -185,10 +186,11 @@ def elementwise_vjp(rule, argnum, out_bar, primals, out):
     C-contiguous arrays of one float dtype and of ``out_bar``'s shape (no batch axes, no
     broadcasting), and :func:`fuses_vjp` says the kernel beats NumPy. Operands the partial
     does not read may be anything (the tape keeps only their shapes). Returns None where it
-    does not apply, and the caller computes ``partial * out_bar`` with NumPy (the same numbers).
+    does not apply (also below ``MIN_WORK`` elements), and the caller computes
+    ``partial * out_bar`` with NumPy (the same numbers).
     """
-    if BACKEND != "numba" or type(out_bar) is not np.ndarray or not out_bar.ndim:
-        return None
+    if BACKEND != "numba" or type(out_bar) is not np.ndarray or out_bar.size < MIN_WORK:
+        return None  # (small arrays: NumPy, and no Numba import or compilation for them)
     dtype = out_bar.dtype
     kernel = _vjp_kernels.get((rule, argnum, dtype.char, out_bar.ndim), False)
     if kernel is False:
