@@ -15,10 +15,10 @@ import weakref
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-from dualad.rules import RULES, strip
-from dualad.rules.core import CONFIG as _CONFIG
 from dualad.kernels import elementwise_vjp as _fused_vjp
 from dualad.kernels import fuses_vjp as _fuses_vjp
+from dualad.rules import RULES, strip
+from dualad.rules.core import CONFIG as _CONFIG
 from dualad.rules.core import UFUNC_RULES, NONDIFF_UFUNCS, Elementwise, unbroadcast
 from dualad.rules.dispatch import array_function, array_ufunc
 from dualad.rules.methods import ArrayMethods
@@ -276,7 +276,8 @@ _SKIP_FILES: dict = {}
 class _RuleInfo:
     """What ``apply`` needs to know about a rule, computed once per rule."""
 
-    __slots__ = ("elementwise", "op", "nondiff", "plans", "rule", "fast", "primal", "partials", "fuses")
+    __slots__ = ("elementwise", "op", "nondiff", "plans", "rule", "fast", "primal", "partials",
+                 "fuses")
 
     def __init__(self, rule):
         # the rule's primal and partials (fixed once the table is built) read from here (one
