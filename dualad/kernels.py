@@ -194,9 +194,7 @@ def elementwise_vjp(rule, argnum, out_bar, primals, out):
     if BACKEND != "numba" or type(out_bar) is not np.ndarray or out_bar.size < MIN_WORK:
         return None  # (small arrays: NumPy, and no Numba import or compilation for them)
     dtype = out_bar.dtype
-    kernel = _vjp_kernels.get((rule, argnum, dtype.char, out_bar.ndim), False)
-    if kernel is False:
-        kernel = vjp_kernel(rule, argnum, dtype, out_bar.ndim)
+    kernel = vjp_kernel(rule, argnum, dtype, out_bar.ndim)
     if kernel is None or not out_bar.flags.c_contiguous:
         return None
     used, uses_out = rule.saved_for(argnum)

@@ -341,9 +341,19 @@ def _scalar_vjp(rule, needed):
     return env["vjp"]
 
 
+#: rule -> its ``_RuleInfo``. Hot paths read it inline (``_INFOS.get(rule)``) and call
+#: ``_rule_info`` only on a miss
 _INFOS: dict = {}
 #: ufunc -> its rule's ``_RuleInfo`` (one lookup per call on the ufunc fast path)
 _UFUNC_INFOS: dict = {}
+
+
+def _rule_info(rule):
+    """The ``_RuleInfo`` of ``rule``, made and kept in ``_INFOS`` the first time."""
+    info = _INFOS.get(rule)
+    if info is None:
+        info = _INFOS[rule] = _RuleInfo(rule)
+    return info
 
 
 def _ufunc_info(ufunc):
@@ -351,10 +361,7 @@ def _ufunc_info(ufunc):
     rule = UFUNC_RULES.get(ufunc)
     if rule is None or ufunc in NONDIFF_UFUNCS:
         return None  # (not kept: the generic path looks the table up again)
-    info = _INFOS.get(rule)
-    if info is None:
-        info = _INFOS[rule] = _RuleInfo(rule)
-    _UFUNC_INFOS[ufunc] = info
+    info = _UFUNC_INFOS[ufunc] = _rule_info(rule)
     return info
 
 
@@ -364,9 +371,7 @@ _OPERATORS = {"add": operator.add, "subtract": operator.sub, "multiply": operato
 
 def apply(rule, xs, static):
     """Reverse-mode application of ``rule``: compute the primal, record a node if needed."""
-    info = _INFOS.get(rule)
-    if info is None:
-        info = _INFOS[rule] = _RuleInfo(rule)
+    info = _INFOS.get(rule) or _rule_info(rule)
     if info.fast and not static:
         return _apply_scalar(info, xs, 2)
     return _apply_general(info, rule, xs, static)
@@ -879,9 +884,7 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
             axis, keepdims = kwargs.get("axis"), kwargs.get("keepdims", False)
             if (len(kwargs) == ("axis" in kwargs) + ("keepdims" in kwargs) and type(keepdims) is bool
                     and (axis is None or type(axis) is int or type(axis) is tuple)):
-                info = _INFOS.get(rule)
-                if info is None:
-                    info = _INFOS[rule] = _RuleInfo(rule)
+                info = _INFOS.get(rule) or _rule_info(rule)
                 return _apply_general(info, rule, args, {"axis": axis, "keepdims": keepdims})
         return array_function(func, args, kwargs, "reversead")
 
@@ -1006,10 +1009,9 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
 
 
 _ADD, _SUB, _MUL, _DIV, _NEG = (RULES[n] for n in ("add", "subtract", "multiply", "divide", "negative"))
-_ADD_INFO, _SUB_INFO, _MUL_INFO, _DIV_INFO, _NEG_INFO = (
-    _INFOS.setdefault(r, _RuleInfo(r)) for r in (_ADD, _SUB, _MUL, _DIV, _NEG))
+_ADD_INFO, _SUB_INFO, _MUL_INFO, _DIV_INFO, _NEG_INFO = map(_rule_info, (_ADD, _SUB, _MUL, _DIV, _NEG))
 assert all(i.fast for i in (_ADD_INFO, _SUB_INFO, _MUL_INFO, _DIV_INFO, _NEG_INFO))
-_MATMUL_INFO = _INFOS.setdefault(UFUNC_RULES[np.matmul], _RuleInfo(UFUNC_RULES[np.matmul]))
+_MATMUL_INFO = _rule_info(UFUNC_RULES[np.matmul])
 
 
 def tensor(data, requires_grad: bool = False) -> Tensor:
