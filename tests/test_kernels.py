@@ -346,3 +346,101 @@ def test_extremum_vjp_loop_declines_what_it_does_not_cover(numba_backend, monkey
     assert kernels.extremum_cotangent(long, np.ones((2, 1)), np.ones((2, 1)), (1,)) is None
     monkeypatch.setattr(kernels, "BACKEND", "numpy")
     assert kernels.extremum_cotangent(x, out, g, (1,)) is None
+
+
+def _sum_cases(rng):
+    """(shape, axes) of every pattern the loops take, with row lengths around NumPy's
+    8-element unrolling and its pairwise block, and patterns they leave to NumPy."""
+    for n in (2, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 127, 128, 129, 300):
+        yield (37, n), (1,)                # rows
+        yield (2, 1, 3, n), (2, 3)         # rows after length-1 axes drop and axes merge
+        yield (n, 19), (0,)                # columns (a bias)
+        yield (n, 3, 5), (0, 1)            # columns of merged leading axes
+        yield (4, n, 6), (1,)              # blocks of columns (batched cotangents)
+        yield (n, 1), (0,)                 # one row in the end
+        yield (3, n, 4, 2), (1, 3)         # kept, summed, kept, summed: NumPy's
+
+
+def _sum_values(shape, dtype, rng):
+    # magnitudes from 1e-4 to 1e4, so the order of the additions shows in the last bits
+    return (rng.standard_normal(shape) * 10.0 ** rng.integers(-4, 5, shape)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_sum_loops_give_numpys_numbers(dtype, numba_backend, monkeypatch):
+    monkeypatch.setattr(kernels, "SUM_MIN_RUNS", 1)  # every size takes the loops here
+    rng = np.random.default_rng(5)
+    taken = set()
+    for shape, axes in _sum_cases(rng):
+        layout = kernels.sum_layout(shape, axes)
+        g = _sum_values(shape, dtype, rng)
+        if layout is None:
+            continue
+        taken.add(layout[0])
+        summed = kernels.sum_kept(g, layout)
+        assert summed.dtype == dtype
+        np.testing.assert_array_equal(summed, np.add.reduce(g, axis=axes, keepdims=True).ravel())
+    assert taken == {"rows", "columns"}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_sum_loops_keep_numpys_special_values(dtype, numba_backend, monkeypatch):
+    monkeypatch.setattr(kernels, "SUM_MIN_RUNS", 1)
+    for shape, axes in [((40, 10), (1,)), ((40, 5), (1,)), ((300, 4), (0,)), ((3, 50, 4), (1,))]:
+        g = np.full(shape, -0.0, dtype)  # sums of -0.0 are +0.0 in NumPy (its identity is 0)
+        summed = kernels.sum_kept(g, kernels.sum_layout(shape, axes))
+        np.testing.assert_array_equal(np.signbit(summed), np.signbit(np.add.reduce(g, axes)).ravel())
+        g.flat[::7], g.flat[::11], g.flat[::13] = np.inf, -np.inf, np.nan
+        g.flat[::17] = np.finfo(dtype).max  # overflow to inf on the way
+        summed = kernels.sum_kept(g, kernels.sum_layout(shape, axes))
+        np.testing.assert_array_equal(summed, np.add.reduce(g, axis=axes, keepdims=True).ravel())
+
+
+def test_sum_loops_decline_what_they_do_not_cover(numba_backend, monkeypatch):
+    few = kernels.SUM_MIN_RUNS - 1
+    assert kernels.sum_layout((kernels.SUM_MIN_RUNS, 2), (0,)) == ("columns", 1, kernels.SUM_MIN_RUNS, 2)
+    assert kernels.sum_layout((few, 2), (0,)) is None  # too few runs of NumPy's loop to pay
+    assert kernels.sum_layout((4096, kernels.PAIRWISE_BLOCK + 1), (1,)) is None  # long rows
+    assert kernels.sum_layout((64, 64, 2, 2), (1, 3)) is None  # summed axes apart
+    assert kernels.sum_layout((4096,), (0,)) is None  # everything: NumPy's SIMD pairwise sum
+    layout = kernels.sum_layout((4096, 3), (0,))
+    g = np.ones((4096, 3))
+    assert kernels.sum_kept(g, layout) is not None
+    assert kernels.sum_kept(np.ones((3, 4096)).T, layout) is None  # not contiguous
+    assert kernels.sum_kept(g.astype(int), layout) is None
+    assert kernels.sum_kept(g.astype(np.float16), layout) is None
+    monkeypatch.setattr(kernels, "BACKEND", "numpy")
+    assert kernels.sum_kept(g, layout) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_the_tape_unbroadcasts_with_the_loops_and_numpys_numbers(dtype, monkeypatch):
+    """A narrow bias over a long batch (NumPy's slow case) and a batch of cotangents."""
+    import reversead as rd
+
+    calls = []
+
+    def spy(g, layout):
+        result = real(g, layout)
+        calls.append(result is not None)
+        return result
+    real = kernels.sum_kept
+    monkeypatch.setattr(kernels, "sum_kept", spy)
+    rng = np.random.default_rng(6)
+    x0, b0 = _sum_values((2048, 3), dtype, rng), _sum_values((3,), dtype, rng)
+    w0 = _sum_values((2048, 3), dtype, rng)
+
+    def run(backend):
+        monkeypatch.setattr(kernels, "BACKEND", backend)
+        b = rd.tensor(b0, requires_grad=True)
+        np.sum((x0 + b) * w0).backward()
+        jac = rd.jacobian(lambda v: (x0[:100] + v) * w0[:100], b0)  # 300 cotangents (100, 3)
+        return b.grad, jac
+    fast = run("numba")
+    assert calls == [True, True]  # the bias's sum, then the batch's (300, 100, 3) -> (300, 3)
+    generic = run("numpy")
+    for a, b in zip(fast, generic):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fast[0], np.add.reduce(w0, axis=0))

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .. import kernels
 from ..errors import ShapeError
 
 # -- registries ----------------------------------------------------------------
@@ -80,16 +81,23 @@ def unbroadcast(g, shape: tuple, nb: int):
     plan = _UNBROADCAST_PLANS.get((gshape, shape, nb))
     if plan is None:
         plan = _unbroadcast_plan(gshape, shape, nb)
-    axes, keepdims, final = plan
+    axes, keepdims, final, layout, summed_shape = plan
     if axes:
-        # an ndarray: what np.sum runs, without its wrapper. Summing only leading axes (a bias)
-        # gives x's shape at once, and no view (which a leaf's .grad would copy)
-        g = (np.add.reduce(g, axis=axes, keepdims=keepdims) if type(g) is np.ndarray
-             else np.sum(g, axis=axes, keepdims=keepdims))
+        if type(g) is np.ndarray:
+            # one loop where NumPy pays per row (same numbers); else what np.sum runs, without
+            # its wrapper. Summing only leading axes (a bias) gives x's shape at once, and no
+            # view (which a leaf's .grad would copy)
+            summed = None if layout is None else kernels.sum_kept(g, layout)
+            if summed is not None:
+                return summed.reshape(summed_shape)
+            g = np.add.reduce(g, axis=axes, keepdims=keepdims)
+        else:
+            g = np.sum(g, axis=axes, keepdims=keepdims)
     return g if final is None else g.reshape(final)
 
 
-#: (g's shape, target shape, nb) -> (axes to sum, keepdims, shape to reshape to or None)
+#: (g's shape, target shape, nb) -> (axes to sum, keepdims, shape to reshape to or None,
+#: ``kernels.sum_layout`` of the sum or None, the shape returned)
 _UNBROADCAST_PLANS: dict = {}
 
 
@@ -99,14 +107,16 @@ def _unbroadcast_plan(gshape, shape, nb):
     for i, n in enumerate(shape):
         if n == 1 and gshape[nb + lead + i] != 1:
             axes.append(nb + lead + i)
+    axes = tuple(axes)
+    layout = kernels.sum_layout(gshape, axes) if axes else None
     if nb == 0 and len(axes) == lead:
-        plan = (tuple(axes), False, None)  # only leading axes: the sum has x's shape already
+        plan = (axes, False, None, layout, shape)  # only leading axes: the sum has x's shape already
     else:
         kept = list(gshape)
         for a in axes:
             kept[a] = 1
         target = gshape[:nb] + shape
-        plan = (tuple(axes), True, None if tuple(kept) == target else target)
+        plan = (axes, True, None if tuple(kept) == target else target, layout, target)
     if len(_UNBROADCAST_PLANS) < 4096:
         _UNBROADCAST_PLANS[(gshape, shape, nb)] = plan
     return plan
