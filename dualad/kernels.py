@@ -26,20 +26,20 @@ Elementwise kernels (issue 2, section 6)
     Reverse mode's ``out_bar * partial`` has its own one-pass loop per operand
     (:func:`elementwise_vjp`), used where the partial is arithmetic worth fusing.
 
-Reverse-mode loops
-    Hand-written loops with no derivative content, for what NumPy does badly: scatter-add
-    (the transpose of fancy indexing), the VJP of max/min over short rows, and the sums
-    that undo broadcasting (:func:`sum_kept`) where NumPy would run its inner loop once per
-    short row. Each gives bitwise the numbers of its NumPy path. A Numba call costs
-    10-15 us more than a NumPy call when the caches are cold (as between a network's
-    large products), so the thresholds that decide are set from cold measurements.
-
     Tangents stay in DualArray's ``(k, *S)`` layout. The loop runs over blocks of
     ``BLOCK`` elements: partials of a block go to a small scratch buffer (L1), then each
     tangent row of the block is a contiguous, vectorised multiply-add. Measured against
     an element-outer loop (k streams at stride n) and against an ``(*S, k)`` layout, on
     10**6 elements: k = 1: 1.7 / 2.4 / 1.7 ms; k = 8: 8.7 / 12.4 / 12.3 ms;
     k = 32: 37 / 64-140 / 25-48 ms (noisy VM) — blocking keeps ``(k, *S)`` competitive.
+
+Reverse-mode loops
+    Hand-written loops with no derivative content, for what NumPy does badly: scatter-add
+    (the transpose of fancy indexing), the VJP of max/min over short rows, and the sums
+    that undo broadcasting (:func:`sum_kept`) where NumPy would run its inner loop once per
+    short row. The last two give bitwise the numbers of their NumPy paths. A Numba call costs
+    10-15 us more than a NumPy call when the caches are cold (as between a network's
+    large products), so the thresholds that decide are set from cold measurements.
 
 Caching
     Numba cannot cache closures or dispatchers passed as arguments across processes, so
