@@ -20,6 +20,9 @@ minimum over repeats, and every ratio compares two costs measured in this one pr
 3. A 100,000-op chain: record + backward in seconds (target: <= 1 s).
 4. ``jacobian`` of an R^100 -> R^100 network ``tanh(W2 tanh(W1 x + b1) + b2)``: one batched
    backward against 100 separate ``vjp`` calls (target: >= 3x faster).
+5. Unbroadcast sums (issue 3, "Kernels"): a linear-regression step ``mean((X @ W + b - Y)**2)``
+   with X of 4096 x 16 and 2 outputs, whose bias gradient sums (4096, 2) -> (2,), with the
+   Numba backend against the NumPy backend (no target; the loops' reason to exist).
 """
 from __future__ import annotations
 
@@ -284,14 +287,49 @@ def bench_jacobian(repeat, n=100, hidden=100, m=100):
             "speedup": t_rows / t_batched, "target_met": t_rows / t_batched >= 3}
 
 
+# -- 5. unbroadcast sums -------------------------------------------------------------
+def bench_unbroadcast(repeat, batch=4096, n_in=16, n_out=2):
+    from dualad import kernels
+
+    rng = np.random.default_rng(2)
+    X, Y = rng.standard_normal((batch, n_in)), rng.standard_normal((batch, n_out))
+    W = rd.tensor(rng.standard_normal((n_in, n_out)), requires_grad=True)
+    b = rd.tensor(np.zeros(n_out), requires_grad=True)
+
+    def step():
+        W.grad = b.grad = None
+        r = X @ W + b - Y
+        np.mean(r * r).backward()
+        return b.grad
+
+    def with_backend(name):
+        def run():
+            kernels.BACKEND = name
+            return step()
+        return run
+    previous = kernels.BACKEND
+    try:
+        numba_step, numpy_step = with_backend("numba"), with_backend("numpy")
+        assert np.array_equal(numba_step(), numpy_step()), "the loops must give NumPy's sums"
+        t_numba, t_numpy = [], []
+        for _ in range(repeat):  # interleaved
+            t_numba.append(best(numba_step, repeat=3, number=20))
+            t_numpy.append(best(numpy_step, repeat=3, number=20))
+    finally:
+        kernels.BACKEND = previous
+    return {"batch": batch, "n_in": n_in, "n_out": n_out, "numba_us": min(t_numba) * 1e6,
+            "numpy_us": min(t_numpy) * 1e6, "speedup": min(t_numpy) / min(t_numba)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--only", choices=["mlp", "chain", "chain100k", "jacobian"], action="append")
+    parser.add_argument("--only", choices=["mlp", "chain", "chain100k", "jacobian", "unbroadcast"],
+                        action="append")
     args = parser.parse_args(argv)
     repeat = 2 if args.quick else 5
-    only = set(args.only or ["mlp", "chain", "chain100k", "jacobian"])
+    only = set(args.only or ["mlp", "chain", "chain100k", "jacobian", "unbroadcast"])
     results = {}
     if "mlp" in only:
         for dtype in (np.float64, np.float32):
@@ -335,6 +373,11 @@ def main(argv=None):
         print(f"jacobian R^{r['n']} -> R^{r['m']}: batched {r['batched_ms']:.2f} ms, {r['m']} vjp rows "
               f"{r['rows_ms']:.2f} ms -> {r['speedup']:.1f}x (target >= 3: "
               f"{'met' if r['target_met'] else 'NOT met'})")
+    if "unbroadcast" in only:
+        r = results["unbroadcast"] = bench_unbroadcast(repeat)
+        print(f"regression step {r['batch']}x{r['n_in']} -> {r['n_out']} (bias sum ({r['batch']}, "
+              f"{r['n_out']}) -> ({r['n_out']},)): Numba backend {r['numba_us']:.0f} us, NumPy backend "
+              f"{r['numpy_us']:.0f} us -> {r['speedup']:.2f}x")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2, default=float)
