@@ -377,9 +377,10 @@ def test_sum_loops_give_numpys_numbers(dtype, numba_backend, monkeypatch):
         if layout is None:
             continue
         taken.add(layout[0])
-        summed = kernels.sum_kept(g, layout)
-        assert summed.dtype == dtype
-        np.testing.assert_array_equal(summed, np.add.reduce(g, axis=axes, keepdims=True).ravel())
+        expected = np.add.reduce(g, axis=axes, keepdims=True)
+        summed = kernels.sum_kept(g, layout, expected.shape)
+        assert summed.dtype == dtype and summed.base is None
+        np.testing.assert_array_equal(summed, expected)
     assert taken == {"rows", "columns"}
 
 
@@ -389,29 +390,32 @@ def test_sum_loops_keep_numpys_special_values(dtype, numba_backend, monkeypatch)
     monkeypatch.setattr(kernels, "SUM_MIN_RUNS", 1)
     for shape, axes in [((40, 10), (1,)), ((40, 5), (1,)), ((300, 4), (0,)), ((3, 50, 4), (1,))]:
         g = np.full(shape, -0.0, dtype)  # sums of -0.0 are +0.0 in NumPy (its identity is 0)
-        summed = kernels.sum_kept(g, kernels.sum_layout(shape, axes))
-        np.testing.assert_array_equal(np.signbit(summed), np.signbit(np.add.reduce(g, axes)).ravel())
+        expected = np.add.reduce(g, axis=axes)
+        summed = kernels.sum_kept(g, kernels.sum_layout(shape, axes), expected.shape)
+        np.testing.assert_array_equal(np.signbit(summed), np.signbit(expected))
         g.flat[::7], g.flat[::11], g.flat[::13] = np.inf, -np.inf, np.nan
         g.flat[::17] = np.finfo(dtype).max  # overflow to inf on the way
-        summed = kernels.sum_kept(g, kernels.sum_layout(shape, axes))
-        np.testing.assert_array_equal(summed, np.add.reduce(g, axis=axes, keepdims=True).ravel())
+        expected = np.add.reduce(g, axis=axes)
+        summed = kernels.sum_kept(g, kernels.sum_layout(shape, axes), expected.shape)
+        np.testing.assert_array_equal(summed, expected)
 
 
 def test_sum_loops_decline_what_they_do_not_cover(numba_backend, monkeypatch):
     few = kernels.SUM_MIN_RUNS - 1
-    assert kernels.sum_layout((kernels.SUM_MIN_RUNS, 2), (0,)) == ("columns", 1, kernels.SUM_MIN_RUNS, 2)
+    runs = kernels.SUM_MIN_RUNS
+    assert kernels.sum_layout((runs, 2), (0,)) == ("columns", 1, runs, 2)
     assert kernels.sum_layout((few, 2), (0,)) is None  # too few runs of NumPy's loop to pay
     assert kernels.sum_layout((4096, kernels.PAIRWISE_BLOCK + 1), (1,)) is None  # long rows
     assert kernels.sum_layout((64, 64, 2, 2), (1, 3)) is None  # summed axes apart
     assert kernels.sum_layout((4096,), (0,)) is None  # everything: NumPy's SIMD pairwise sum
     layout = kernels.sum_layout((4096, 3), (0,))
     g = np.ones((4096, 3))
-    assert kernels.sum_kept(g, layout) is not None
-    assert kernels.sum_kept(np.ones((3, 4096)).T, layout) is None  # not contiguous
-    assert kernels.sum_kept(g.astype(int), layout) is None
-    assert kernels.sum_kept(g.astype(np.float16), layout) is None
+    assert kernels.sum_kept(g, layout, (3,)) is not None
+    assert kernels.sum_kept(np.ones((3, 4096)).T, layout, (3,)) is None  # not contiguous
+    assert kernels.sum_kept(g.astype(int), layout, (3,)) is None
+    assert kernels.sum_kept(g.astype(np.float16), layout, (3,)) is None
     monkeypatch.setattr(kernels, "BACKEND", "numpy")
-    assert kernels.sum_kept(g, layout) is None
+    assert kernels.sum_kept(g, layout, (3,)) is None
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
@@ -421,8 +425,8 @@ def test_the_tape_unbroadcasts_with_the_loops_and_numpys_numbers(dtype, monkeypa
 
     calls = []
 
-    def spy(g, layout):
-        result = real(g, layout)
+    def spy(g, layout, shape):
+        result = real(g, layout, shape)
         calls.append(result is not None)
         return result
     real = kernels.sum_kept
@@ -444,3 +448,4 @@ def test_the_tape_unbroadcasts_with_the_loops_and_numpys_numbers(dtype, monkeypa
         assert a.dtype == dtype
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(fast[0], np.add.reduce(w0, axis=0))
+    assert fast[0].base is None  # the leaf kept the loop's own array

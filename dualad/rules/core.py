@@ -87,9 +87,9 @@ def unbroadcast(g, shape: tuple, nb: int):
             # one loop where NumPy pays per row (same numbers); else what np.sum runs, without
             # its wrapper. Summing only leading axes (a bias) gives x's shape at once, and no
             # view (which a leaf's .grad would copy)
-            summed = None if layout is None else kernels.sum_kept(g, layout)
+            summed = None if layout is None else kernels.sum_kept(g, layout, summed_shape)
             if summed is not None:
-                return summed.reshape(summed_shape)
+                return summed
             g = np.add.reduce(g, axis=axes, keepdims=keepdims)
         else:
             g = np.sum(g, axis=axes, keepdims=keepdims)
@@ -110,7 +110,7 @@ def _unbroadcast_plan(gshape, shape, nb):
     axes = tuple(axes)
     layout = kernels.sum_layout(gshape, axes) if axes else None
     if nb == 0 and len(axes) == lead:
-        plan = (axes, False, None, layout, shape)  # only leading axes: the sum has x's shape already
+        plan = (axes, False, None, layout, shape)  # only leading axes: the sum has x's shape
     else:
         kept = list(gshape)
         for a in axes:
