@@ -348,7 +348,7 @@ def test_extremum_vjp_loop_declines_what_it_does_not_cover(numba_backend, monkey
     assert kernels.extremum_cotangent(x, out, g, (1,)) is None
 
 
-def _sum_cases(rng):
+def _sum_cases():
     """(shape, axes) of every pattern the loops take, with row lengths around NumPy's
     8-element unrolling and its pairwise block, and patterns they leave to NumPy."""
     for n in (2, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 127, 128, 129, 300):
@@ -357,7 +357,7 @@ def _sum_cases(rng):
         yield (n, 19), (0,)                # columns (a bias)
         yield (n, 3, 5), (0, 1)            # columns of merged leading axes
         yield (4, n, 6), (1,)              # blocks of columns (batched cotangents)
-        yield (n, 1), (0,)                 # one row in the end
+        yield (n, 1), (0,)                 # a sum of everything: NumPy's
         yield (3, n, 4, 2), (1, 3)         # kept, summed, kept, summed: NumPy's
 
 
@@ -371,7 +371,7 @@ def test_sum_loops_give_numpys_numbers(dtype, numba_backend, monkeypatch):
     monkeypatch.setattr(kernels, "SUM_MIN_RUNS", 1)  # every size takes the loops here
     rng = np.random.default_rng(5)
     taken = set()
-    for shape, axes in _sum_cases(rng):
+    for shape, axes in _sum_cases():
         layout = kernels.sum_layout(shape, axes)
         g = _sum_values(shape, dtype, rng)
         if layout is None:
@@ -401,10 +401,9 @@ def test_sum_loops_keep_numpys_special_values(dtype, numba_backend, monkeypatch)
 
 
 def test_sum_loops_decline_what_they_do_not_cover(numba_backend, monkeypatch):
-    few = kernels.SUM_MIN_RUNS - 1
     runs = kernels.SUM_MIN_RUNS
     assert kernels.sum_layout((runs, 2), (0,)) == ("columns", 1, runs, 2)
-    assert kernels.sum_layout((few, 2), (0,)) is None  # too few runs of NumPy's loop to pay
+    assert kernels.sum_layout((runs - 1, 2), (0,)) is None  # too few runs of NumPy's loop to pay
     assert kernels.sum_layout((4096, kernels.PAIRWISE_BLOCK + 1), (1,)) is None  # long rows
     assert kernels.sum_layout((64, 64, 2, 2), (1, 3)) is None  # summed axes apart
     assert kernels.sum_layout((4096,), (0,)) is None  # everything: NumPy's SIMD pairwise sum
