@@ -90,6 +90,20 @@ def in_process(repeat: int) -> dict:
         res[f"scatter_add_ms[{backend}]"] = best(
             lambda: kernels.scatter_add(values, index, 10 ** 5), repeat) * 1e3
     kernels.BACKEND = "numba"
+
+    # an axis sum over a long batch, where NumPy pays per row of 8: the sum alone on a
+    # DualArray with 8 tangents (8, 4096, 8), and the Jacobian of per-feature sums (w of 8
+    # entries: the same 8 tangents). Both backends give the same numbers.
+    batch = rng.standard_normal((4096, 8))
+    d = DualArray(batch, rng.standard_normal((8,) + batch.shape))
+    per_feature = lambda w: np.sum(np.tanh(batch * w), axis=0)  # noqa: E731
+    w8 = rng.standard_normal(8)
+    for backend in ("numba", "numpy"):
+        kernels.BACKEND = backend
+        res[f"axis_sum_dual_k8_us[{backend}]"] = best(lambda: np.sum(d, axis=0), repeat) * 1e6
+        res[f"axis_sum_jacobian_ms[{backend}]"] = best(
+            lambda: dualad.jacobian(per_feature, w8), repeat) * 1e3
+    kernels.BACKEND = "numba"
     res["np_add_at_ms"] = best(lambda: np.add.at(np.zeros((8, 10 ** 5)), (slice(None), index), values),
                                3) * 1e3
     return res

@@ -37,9 +37,11 @@ Reverse-mode loops
     Hand-written loops with no derivative content, for what NumPy does badly: scatter-add
     (the transpose of fancy indexing), the VJP of max/min over short rows, and the sums
     that undo broadcasting (:func:`sum_kept`) where NumPy would run its inner loop once per
-    short row. The last two give bitwise the numbers of their NumPy paths. A Numba call costs
-    10-15 us more than a NumPy call when the caches are cold (as between a network's
-    large products), so the thresholds that decide are set from cold measurements.
+    short row; the same sums serve ``np.sum(x, axis=...)`` in both modes (:func:`add_reduce`:
+    its primal, and forward mode's tangents). The last two give bitwise the numbers of
+    their NumPy paths. A Numba call costs 10-15 us more than a NumPy call when the caches
+    are cold (as between a network's large products), so the thresholds that decide are
+    set from cold measurements.
 
 Caching
     Numba cannot cache closures or dispatchers passed as arguments across processes, so
@@ -220,6 +222,55 @@ def sum_kept(g, layout, shape):
     else:
         _utility("column_sums")(g.reshape(layout[1:]), out.reshape(layout[1], layout[3]), zero)
     return out
+
+
+def add_reduce(x, axis=None, keepdims: bool = False):
+    """``np.add.reduce(x, axis=axis, keepdims=keepdims)`` (what ``np.sum`` runs), through
+    :func:`sum_kept`'s loops where NumPy would run its inner loop once per short row: the
+    same numbers, 4-5x faster there. The ``sum`` rule's primal and its JVP (a batch of
+    tangents ``(k, *S)`` summed over data axes) both call it.
+
+    >>> x = np.arange(8192.0).reshape(4096, 2)
+    >>> bool((add_reduce(x, 0) == np.add.reduce(x, 0)).all())
+    True
+    """
+    # (a layout needs SUM_MIN_RUNS runs of at least 2 elements: smaller arrays skip the lookup)
+    if type(x) is np.ndarray and BACKEND == "numba" and x.size >= 2 * SUM_MIN_RUNS:
+        key = (x.shape, axis, keepdims)
+        plan = _REDUCE_PLANS.get(key)
+        if plan is None:
+            plan = _reduce_plan(*key)
+        if plan:
+            out = sum_kept(x, *plan)
+            if out is not None:
+                return out
+    return np.add.reduce(x, axis=axis, keepdims=keepdims)
+
+
+#: (shape, axis, keepdims) -> (``sum_layout``, the result's shape), or False for NumPy
+_REDUCE_PLANS: dict = {}
+
+
+def _reduce_plan(shape, axis, keepdims):
+    ndim = len(shape)
+    if axis is None:
+        axes = tuple(range(ndim))
+    else:
+        axes = axis if type(axis) is tuple else (axis,)
+        if not all(type(a) is int and -ndim <= a < ndim for a in axes):
+            axes = None  # NumPy says what is wrong with the axis
+        else:
+            axes = tuple(sorted(a % ndim for a in axes))
+            if len(set(axes)) != len(axes):
+                axes = None
+    layout = None if axes is None else sum_layout(shape, axes)
+    plan = False
+    if layout is not None:
+        plan = (layout, tuple(1 if i in axes else n for i, n in enumerate(shape)) if keepdims
+                else tuple(n for i, n in enumerate(shape) if i not in axes))
+    if len(_REDUCE_PLANS) < 4096:
+        _REDUCE_PLANS[(shape, axis, keepdims)] = plan
+    return plan
 
 
 # -- elementwise rules -----------------------------------------------------------------

@@ -448,3 +448,66 @@ def test_the_tape_unbroadcasts_with_the_loops_and_numpys_numbers(dtype, monkeypa
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(fast[0], np.add.reduce(w0, axis=0))
     assert fast[0].base is None  # the leaf kept the loop's own array
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_add_reduce_is_np_add_reduce(dtype, numba_backend, monkeypatch):
+    monkeypatch.setattr(kernels, "SUM_MIN_RUNS", 1)
+    rng = np.random.default_rng(7)
+    looped = 0
+    for shape, axes in _sum_cases():
+        x = _sum_values(shape, dtype, rng)
+        spellings = [axes, tuple(a - len(shape) for a in reversed(axes)), None]
+        if len(axes) == 1:
+            spellings.append(axes[0])
+        for axis in spellings:
+            for keepdims in (False, True):
+                expected = np.add.reduce(x, axis=axis, keepdims=keepdims)
+                got = kernels.add_reduce(x, axis, keepdims)
+                assert got.dtype == dtype and got.shape == expected.shape
+                np.testing.assert_array_equal(got, expected)
+                looped += kernels._REDUCE_PLANS[(shape, axis, keepdims)] is not False
+    assert looped > 100
+    x = np.ones((64, 64))
+    with pytest.raises(np.exceptions.AxisError):  # bad axes: NumPy's own errors
+        kernels.add_reduce(x, 2)
+    with pytest.raises(ValueError, match="duplicate"):
+        kernels.add_reduce(x, (0, -2))
+    assert kernels._REDUCE_PLANS[((64, 64), 2, False)] is False
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_sum_rule_takes_the_loops_in_both_modes_with_numpys_numbers(dtype, monkeypatch):
+    """``np.sum(x, axis=0)`` over a long batch: the primal (both modes) and the batch of
+    tangents (k, 2048, 3) summed over the data axis."""
+    import dualad as ad
+    import reversead as rd
+
+    calls = []
+    real = kernels.sum_kept
+
+    def spy(g, layout, shape):
+        result = real(g, layout, shape)
+        calls.append((g.shape, result is not None))
+        return result
+    monkeypatch.setattr(kernels, "sum_kept", spy)
+    x0 = _sum_values((2048, 3), dtype, np.random.default_rng(8))
+
+    def f(x):
+        return np.sum(x * x, axis=0) + np.max(x, axis=0)
+
+    def run(backend):
+        monkeypatch.setattr(kernels, "BACKEND", backend)
+        t = rd.tensor(x0, requires_grad=True)
+        y = np.sum(t, axis=0)
+        v = np.stack([np.ones_like(x0), x0[::-1].copy()])  # two tangent directions at once
+        _, dy = ad.jvp(f, x0, v[0])
+        dual = ad.DualArray(x0, v)
+        return y.data, dy, f(dual).tangent
+    fast = run("numba")
+    assert ((2048, 3), True) in calls and ((2, 2048, 3), True) in calls
+    generic = run("numpy")
+    for a, b in zip(fast, generic):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fast[0], np.sum(x0, axis=0))

@@ -40,9 +40,18 @@ def _check_no_extras(name, **extras):
 
 
 # -- sum ----------------------------------------------------------------------
+def _sum_of(t, axis, keepdims):
+    """``np.sum(t, axis=axis, keepdims=keepdims)`` of a batch of tangents: an array takes the
+    kernels' loops where NumPy would pay per short row (the same numbers); a traced value
+    dispatches through ``np.sum``."""
+    if type(t) is np.ndarray:
+        return kernels.add_reduce(t, axis, keepdims)
+    return np.sum(t, axis=axis, keepdims=keepdims)
+
+
 def _sum_batched(tangents, primals, nb, axis, keepdims):
     (t,) = tangents
-    return np.sum(t, axis=shift_axis(axis, nb, np.ndim(primals[0])), keepdims=keepdims)
+    return _sum_of(t, shift_axis(axis, nb, np.ndim(primals[0])), keepdims)
 
 
 def _shape(x):
@@ -62,8 +71,8 @@ _FLOAT_SCALARS = (np.float64, np.float32)
 
 
 # primals call the ufunc's reduce directly: what np.sum/np.max run, less ~2.5 us of wrapper
-sum_rule = Linear("sum", lambda x, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims),
-                  _sum_batched, _sum_transpose)
+# (sum's through the kernels' loops where those apply: the same numbers)
+sum_rule = Linear("sum", kernels.add_reduce, _sum_batched, _sum_transpose)
 
 
 def _axis_arg(axis):
@@ -121,7 +130,7 @@ class Weighted(Rule):
     def jvp(self, primals, tangents, out, nb, static):
         w, axes = self._w(primals, out, **static)
         (t,) = tangents
-        return np.sum(w * t, axis=tuple(a + nb for a in axes), keepdims=static["keepdims"])
+        return _sum_of(w * t, tuple(a + nb for a in axes), static["keepdims"])
 
     def vjp(self, argnum, out_bar, primals, out, nb, static):
         if self.cotangent is not None:
@@ -244,8 +253,7 @@ class _LogSumExp(Rule):
         axis, keepdims = static["axis"], static["keepdims"]
         x, (t,) = primals[0], tangents
         axes = _axes(axis, np.ndim(x))
-        return np.sum(_softmax(x, out, axes, keepdims) * t, axis=tuple(a + nb for a in axes),
-                      keepdims=keepdims)
+        return _sum_of(_softmax(x, out, axes, keepdims) * t, tuple(a + nb for a in axes), keepdims)
 
     def vjp(self, argnum, out_bar, primals, out, nb, static):
         axis, keepdims = static["axis"], static["keepdims"]
