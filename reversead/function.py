@@ -17,6 +17,19 @@ class FunctionCtx:
         self._saved = ()
         self._versions = ()
         self._freed = False
+        self._non_differentiable = ()
+        self.materialize_grads = True
+
+    def mark_non_differentiable(self, *outputs):
+        """Outputs of ``forward`` (the objects it returns) that get no gradient: they do not
+        require grad, and ``backward`` receives zeros for them (as PyTorch: an argsort's
+        indices, a mask)."""
+        self._non_differentiable += outputs
+
+    def set_materialize_grads(self, value: bool):
+        """With False, ``backward`` receives None (not zeros) for an output whose gradient
+        nothing computed: an unused output of several, or a non-differentiable one."""
+        self.materialize_grads = bool(value)
 
     def save_for_backward(self, *tensors):
         """Keep tensors (or arrays) for ``backward``; in-place changes to them are detected."""
@@ -38,23 +51,65 @@ class FunctionCtx:
         return self._saved
 
 
+class _OutputGrads:
+    """The gradients of a several-output Function's outputs, a slot each (None: none yet).
+
+    Each output's :class:`OutputNode` sends one filled slot to the Function's node, and the
+    engine adds what arrives (``+`` merges the slots), as it adds any node's gradients.
+    """
+
+    __slots__ = ("slots",)
+
+    def __init__(self, slots):
+        self.slots = slots
+
+    def __add__(self, other):
+        return _OutputGrads(tuple(a if b is None else b if a is None else a + b
+                                  for a, b in zip(self.slots, other.slots)))
+
+    def __getitem__(self, row):  # one row of a batch of cotangents
+        return _OutputGrads(tuple(None if s is None else s[row] for s in self.slots))
+
+    def batch(self) -> int:
+        return next(np.shape(s)[0] for s in self.slots if s is not None)
+
+
+class OutputNode(Node):
+    """Output ``index`` of a Function with several outputs: its gradient goes into that
+    output's slot of the Function's node (the one edge). User code sees the Function's
+    node as ``grad_fn`` of every output, as in PyTorch."""
+
+    __slots__ = ("index", "count")
+
+    def _public(self):
+        return self.edges[0]._public()
+
+    def apply(self, g, needed, nb, create_graph):
+        slots = [None] * self.count
+        slots[self.index] = g
+        return (_OutputGrads(tuple(slots)),)
+
+
 class FunctionNode(Node):
-    __slots__ = ("function", "ctx", "shapes")
+    __slots__ = ("function", "ctx", "shapes", "outputs")
 
     def apply(self, g, needed, nb, create_graph):
         if self.freed:
             self._freed_error()
         if nb:  # a batch of cotangents: one user backward per row
-            rows = [self.apply(g[b], needed, 0, create_graph) for b in range(np.shape(g)[0])]
+            batch = g.batch() if type(g) is _OutputGrads else np.shape(g)[0]
+            rows = [self.apply(g[b], needed, 0, create_graph) for b in range(batch)]
             return [None if rows[0][i] is None else np.stack([r[i] for r in rows])
                     for i in range(len(needed))]
-        g_in = g if isinstance(g, Tensor) else Tensor._make(g, False, None)
+        g_out = self._grad_outputs(g, create_graph)
         if create_graph:
-            grads = self.function.backward(self.ctx, g_in)
+            grads = self.function.backward(self.ctx, *g_out)
         else:
             with no_grad():
-                grads = self.function.backward(self.ctx, g_in)
+                grads = self.function.backward(self.ctx, *g_out)
         grads = grads if isinstance(grads, tuple) else (grads,)
+        if len(grads) > len(self.edges) and all(gi is None for gi in grads[len(self.edges):]):
+            grads = grads[:len(self.edges)]  # extra Nones (for defaulted arguments) are fine, as in PyTorch
         if len(grads) != len(self.edges):
             raise BackwardError(f"function {self.name()} returned an incorrect number of gradients "
                                 f"(expected {len(self.edges)}, got {len(grads)})")
@@ -71,6 +126,18 @@ class FunctionNode(Node):
             out.append(gi)
         return out
 
+    def _grad_outputs(self, g, create_graph):
+        """What ``backward`` receives: one gradient per output of ``forward``."""
+        if self.outputs is None:  # one output
+            return (g if isinstance(g, Tensor) else Tensor._make(g, False, None),)
+        slots = g.slots if type(g) is _OutputGrads else (None,) * len(self.outputs)
+        grads = []
+        for gi, like in zip(slots, self.outputs):
+            if gi is None and like is not None and self.ctx.materialize_grads:
+                gi = np.zeros_like(like)
+            grads.append(gi if gi is None or isinstance(gi, Tensor) else Tensor._make(gi, False, None))
+        return tuple(grads)
+
     def release(self):
         self.ctx._freed = True
         self.freed = True
@@ -80,8 +147,15 @@ class Function:
     """Base class of custom operations with hand-written derivatives.
 
     Write ``forward(ctx, *args)`` (arrays in: Tensor arguments arrive as Tensors
-    with recording off) and ``backward(ctx, grad_output)`` returning one gradient
+    with recording off) and ``backward(ctx, *grad_outputs)`` returning one gradient
     per ``forward`` argument (None for non-differentiable ones); call ``Op.apply``.
+
+    ``forward`` may return a tuple (or list) of outputs: ``apply`` returns as many
+    Tensors, and ``backward`` receives a gradient per output, zeros for an output that
+    nothing used (``ctx.set_materialize_grads(False)``: None). Outputs of an integer or
+    bool dtype, and those passed to ``ctx.mark_non_differentiable``, do not require grad;
+    other objects (not numbers or arrays) are returned as they are, with None for them
+    in ``backward``.
 
     Examples
     --------
@@ -116,12 +190,20 @@ class Function:
         ctx = FunctionCtx(needs)
         with no_grad():
             out = cls.forward(ctx, *args, **kwargs)
-        if isinstance(out, (tuple, list)):
-            raise TypeError(f"{cls.__name__}.forward returned {len(out)} values; custom Functions with "
-                            "several outputs are not supported by reversead (return one array/Tensor)")
-        data = out.data if isinstance(out, Tensor) else np.asarray(out)
-        if not (any(needs) and is_grad_enabled()):
-            return Tensor._make(data, False, None)
+        several = isinstance(out, (tuple, list))
+        outs = tuple(out) if several else (out,)
+        if not outs:
+            raise TypeError(f"{cls.__name__}.forward returned no outputs (an empty {type(out).__name__})")
+        datas = [_output_data(cls, o) for o in outs]
+        if not several and datas[0] is None:
+            raise TypeError(f"{cls.__name__}.forward must return an array, a number or a Tensor (or a "
+                            f"tuple of outputs), got {type(out).__name__}")
+        marked = {id(o) for o in ctx._non_differentiable}
+        differentiable = [d is not None and d.dtype.kind == "f" and id(o) not in marked
+                          for o, d in zip(outs, datas)]
+        if not (any(needs) and is_grad_enabled() and any(differentiable)):
+            results = [o if d is None else Tensor._make(d, False, None) for o, d in zip(outs, datas)]
+            return _as_returned(out, results) if several else results[0]
         node_cls = Function._node_classes.get(cls)
         if node_cls is None:
             node_cls = type(f"{cls.__name__}Backward", (FunctionNode,), {"__slots__": ()})
@@ -131,4 +213,40 @@ class Function:
         node = node_cls(edges)
         node.function, node.ctx = cls, ctx
         node.shapes = tuple(tuple(np.shape(a.data if isinstance(a, Tensor) else a)) for a in args)
-        return Tensor._make(data, True, node)
+        if not several:
+            node.outputs = None
+            return Tensor._make(datas[0], True, node)
+        # (only shape and dtype of each output are kept, for the zeros of an unused one)
+        node.outputs = tuple(None if d is None else np.broadcast_to(np.zeros((), d.dtype), d.shape)
+                             for d in datas)
+        results = []
+        for i, (o, d, diff) in enumerate(zip(outs, datas, differentiable)):
+            if d is None:
+                results.append(o)
+            elif not diff:
+                results.append(Tensor._make(d, False, None))
+            else:
+                selector = OutputNode((node,))
+                selector.index, selector.count = i, len(outs)
+                results.append(Tensor._make(d, True, selector))
+        return _as_returned(out, results)
+
+
+def _as_returned(out, results):
+    return list(results) if isinstance(out, list) else tuple(results)  # (a namedtuple: a tuple)
+
+
+def _output_data(cls, out):
+    """An output of ``forward`` as an ndarray; None for an object that is not a number,
+    an array or a Tensor (returned as it is)."""
+    if isinstance(out, Tensor):
+        return out.data
+    if getattr(out, "_ad_level", None) is not None:
+        return out  # a DualArray: forward over reverse (hessian) runs forward on duals
+    if isinstance(out, (np.ndarray, np.generic, int, float, bool)):
+        data = np.asarray(out)
+        if data.dtype.kind not in "biuf":
+            raise TypeError(f"{cls.__name__}.forward returned an array of dtype {data.dtype}; outputs "
+                            "must be numeric")
+        return data
+    return None

@@ -536,6 +536,162 @@ def test_custom_function_wrong_gradient_shape_raises():
         BadShape.apply(a).sum().backward()
 
 
+class SinCos(rd.Function):
+    """Two outputs; records what backward received."""
+
+    received = None
+
+    @staticmethod
+    def forward(ctx, x, materialize=True):
+        ctx.save_for_backward(x)
+        ctx.set_materialize_grads(materialize)
+        return np.sin(x), np.cos(x)
+
+    @staticmethod
+    def backward(ctx, g_sin, g_cos):
+        SinCos.received = (g_sin, g_cos)
+        (x,) = ctx.saved_tensors
+        total = 0.0
+        if g_sin is not None:
+            total = total + g_sin * np.cos(x)
+        if g_cos is not None:
+            total = total - g_cos * np.sin(x)
+        return total, None
+
+
+def test_custom_function_with_two_outputs():
+    x0 = np.array([0.3, -1.2, 2.0])
+    x = rd.tensor(x0, requires_grad=True)
+    s, c = SinCos.apply(x)
+    assert s.grad_fn is c.grad_fn and type(s.grad_fn).__name__ == "SinCosBackward"
+    assert s.grad_fn.next_functions == ((x, 0),)
+    np.testing.assert_array_equal(s.data, np.sin(x0))
+    (s * c + 2 * c).sum().backward()  # d/dx = cos(2x) - 2 sin(x)
+    np.testing.assert_allclose(x.grad, np.cos(2 * x0) - 2 * np.sin(x0), rtol=1e-14)
+
+
+def test_custom_function_unused_output_gets_zeros_or_none():
+    x = rd.tensor(np.array([0.5, 1.0]), requires_grad=True)
+    s, _ = SinCos.apply(x)
+    s.sum().backward()
+    g_sin, g_cos = SinCos.received
+    assert isinstance(g_cos, rd.Tensor) and g_cos.shape == (2,)
+    np.testing.assert_array_equal(g_cos.data, 0.0)
+    np.testing.assert_array_equal(x.grad, np.cos(x.data))
+    x.grad = None
+    _, c = SinCos.apply(x, False)  # ctx.set_materialize_grads(False)
+    c.sum().backward()
+    assert SinCos.received[0] is None
+    np.testing.assert_array_equal(x.grad, -np.sin(x.data))
+
+
+def test_custom_function_outputs_in_jacobian_grad_of_grad_and_hessian():
+    x0 = np.array([0.3, -1.2, 2.0])
+
+    def f(x):
+        s, c = SinCos.apply(x)
+        return s * c + c
+
+    J = rd.jacobian(f, x0)  # rows batched: one backward per row inside the node
+    np.testing.assert_allclose(J, np.diag(np.cos(2 * x0) - np.sin(x0)), rtol=1e-14)
+    x = rd.tensor(x0, requires_grad=True)
+    (g,) = rd.grad(f(x).sum(), [x], create_graph=True)
+    (gg,) = rd.grad(g.sum(), [x])
+    np.testing.assert_allclose(gg, -2 * np.sin(2 * x0) - np.cos(x0), rtol=1e-14)
+    H = rd.hessian(lambda v: f(v).sum(), x0)
+    np.testing.assert_allclose(H, np.diag(-2 * np.sin(2 * x0) - np.cos(x0)), rtol=1e-14)
+
+
+class SortWithIndex(rd.Function):
+    """Sorted values (differentiable), the permutation (integers) and a marked float mask."""
+
+    @staticmethod
+    def forward(ctx, x):
+        data = x.data
+        order = np.argsort(data, kind="stable")
+        positive = (data[order] > 0).astype(float)
+        ctx.save_for_backward(order)
+        ctx.mark_non_differentiable(positive)
+        return x.data[order], order, positive, "sorted"
+
+    @staticmethod
+    def backward(ctx, g_values, g_order, g_positive, g_label):
+        (order,) = ctx.saved_tensors
+        assert g_label is None
+        np.testing.assert_array_equal(g_positive.data, 0.0)  # zeros for a marked output
+        out = np.zeros_like(g_values.data)
+        out[order] = g_values.data
+        return out
+
+
+def test_custom_function_non_differentiable_outputs_and_other_objects():
+    x = rd.tensor(np.array([3.0, -1.0, 2.0]), requires_grad=True)
+    values, order, positive, label = SortWithIndex.apply(x)
+    assert label == "sorted"
+    assert values.requires_grad and not order.requires_grad and not positive.requires_grad
+    assert order.grad_fn is None and order.dtype.kind == "i"
+    (values * np.array([1.0, 10.0, 100.0])).sum().backward()
+    np.testing.assert_array_equal(x.grad, [100.0, 1.0, 10.0])
+
+
+def test_custom_function_output_hooks_and_retain_grad():
+    x = rd.tensor(np.array([0.5, 1.0]), requires_grad=True)
+    s, c = SinCos.apply(x)
+    seen = []
+    c.register_hook(lambda g: seen.append(np.array(g)))
+    s.retain_grad()
+    (3 * s + 5 * c).sum().backward()
+    np.testing.assert_array_equal(seen[0], [5.0, 5.0])
+    np.testing.assert_array_equal(s.grad, [3.0, 3.0])
+    np.testing.assert_allclose(x.grad, 3 * np.cos(x.data) - 5 * np.sin(x.data), rtol=1e-15)
+
+
+def test_custom_function_several_outputs_second_backward_and_errors():
+    x = rd.tensor(np.array([0.5, 1.0]), requires_grad=True)
+    s, c = SinCos.apply(x)
+    (s + c).sum().backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        s.sum().backward()
+
+    class Empty(rd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return ()
+
+    with pytest.raises(TypeError, match="Empty.forward returned no outputs"):
+        Empty.apply(x)
+
+    class Text(rd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return "not an array"
+
+    with pytest.raises(TypeError, match="Text.forward must return an array"):
+        Text.apply(x)
+
+    class TooFew(rd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.data * 2, x.data * 3
+
+        @staticmethod
+        def backward(ctx, a, b):
+            return a, b  # one input, two gradients
+
+    a, _ = TooFew.apply(x)
+    with pytest.raises(RuntimeError, match=r"incorrect number of gradients \(expected 1, got 2\)"):
+        a.sum().backward()
+
+
+def test_custom_function_outputs_without_grad():
+    s, c = SinCos.apply(rd.tensor(np.array([0.5])))
+    assert not s.requires_grad and not c.requires_grad and s.grad_fn is None
+    x = rd.tensor(np.array([0.5]), requires_grad=True)
+    with rd.no_grad():
+        s, c = SinCos.apply(x)
+    assert not s.requires_grad and not c.requires_grad
+
+
 # -- in-place operations -------------------------------------------------------------------
 def test_inplace_on_saved_non_leaf_raises_naming_op_and_versions():
     x = rd.tensor(np.array([1.0, 2.0]), requires_grad=True)
