@@ -14,6 +14,10 @@ checks, at the program's point ``x``:
    ``dualad.hessian == reversead.hessian`` to rounding, and both equal the central
    differences of the reverse-mode gradient.
 
+:func:`check_float32` runs the same program at ``x`` rounded to float32: where plain NumPy
+keeps every output float32, both modes' Jacobians and Hessians must be float32 too and agree
+with the float64 ones at that point to ``F32_RTOL`` (float32's rounding through 30 ops).
+
 A failure raises :class:`FuzzFailure` whose message is a self-contained script (``def f(x0,
 ...)``, the point, the two calls) a user can paste; hypothesis shrinks the program first.
 
@@ -78,7 +82,7 @@ Running it
 default 60) plus a few per primitive. Long run::
 
     DUALAD_FUZZ_RANDOM=1 DUALAD_FUZZ_EXAMPLES=5000 pytest tests/test_fuzz.py
-    python -m dualad.fuzz --examples 5000 [--max-nodes 30] [--seed 1] [--only ufunc:sin]
+    python -m dualad.fuzz --examples 5000 [--max-nodes 30] [--seed 1] [--only ufunc:sin] [--float32]
     python -m dualad.fuzz --list          # the fuzzed primitives and the exclusions
 
 To fuzz your own primitive: register it (``dualad.rules``), import its module, then run
@@ -105,7 +109,7 @@ except ImportError as _err:  # pragma: no cover - hypothesis is a test extra
 
 from .rules import core as _core
 
-__all__ = ["Program", "FuzzFailure", "programs", "check_program", "fuzzable_primitives",
+__all__ = ["Program", "FuzzFailure", "programs", "check_program", "check_float32", "fuzzable_primitives",
            "EXCLUDED", "SPECIAL_INPUTS", "KINK_MARGIN", "KINK_MARGINS", "main"]
 
 #: smallest distance from a kink (abs at 0, ties of max, integers of floor ...) at emission
@@ -780,6 +784,8 @@ EPS = float(np.finfo(np.float64).eps)
 C_TRUNC = 10.0
 RTOL, ATOL = 1e-6, 1e-8
 MODE_RTOL = 1e-9
+#: float32 derivatives against float64 ones at the same point (bound as ``MODE_RTOL``'s)
+F32_RTOL = 1e-3
 
 
 def _flat(f, x):
@@ -801,12 +807,12 @@ def _fd_two_steps(g: Callable[[np.ndarray], np.ndarray], z0: np.ndarray):
     return np.stack(cols_h, axis=1), np.stack(cols_2h, axis=1), h
 
 
-def _compare_modes(what, a, b, program):
-    bound = MODE_RTOL * (np.abs(a) + np.max(np.abs(a), initial=0.0) + 1.0)
+def _compare_modes(what, a, b, program, rtol=MODE_RTOL, names=("forward", "reverse")):
+    bound = rtol * (np.abs(a) + np.max(np.abs(a), initial=0.0) + 1.0)
     bad = ~(np.abs(a - b) <= bound)
     if bad.any():
         i = np.unravel_index(np.argmax(np.where(bad, np.abs(a - b), -1)), a.shape)
-        raise FuzzFailure(f"{what}: forward {a[i]!r} != reverse {b[i]!r} at flat entry {tuple(map(int, i))} "
+        raise FuzzFailure(f"{what}: {names[0]} {a[i]!r} != {names[1]} {b[i]!r} at flat entry {tuple(map(int, i))} "
                           f"(|difference| {abs(a[i] - b[i]):.3g} > {bound[i]:.3g}; "
                           f"max |difference| {np.nanmax(np.abs(a - b)):.3g})" + _tail(program))
 
@@ -879,10 +885,64 @@ def check_program(program: Program, hessian: bool = True) -> dict:
     return stats
 
 
+def _dtypes(tree) -> set:
+    if isinstance(tree, (tuple, list)):
+        return set().union(*(_dtypes(t) for t in tree)) if tree else set()
+    return {np.asarray(tree).dtype}
+
+
+def check_float32(program: Program, hessian: bool = True) -> dict:
+    """Check ``program`` at its point rounded to float32; raise :class:`FuzzFailure` on a
+    disagreement.
+
+    Where plain NumPy keeps every output float32 (no float64 constant promoted it), both
+    modes must too (the API's "float32 stays float32 end to end"): every block of
+    ``dualad.jacobian`` and ``reversead.jacobian`` is float32, and both agree with the
+    float64 Jacobian at the same point to ``F32_RTOL``; the same for the Hessians of the
+    scalar reduction when that is float32. Programs that NumPy itself promotes are not
+    checked (returns ``{"float32": False}``): the modes' derivative dtypes differ there,
+    as jacfwd's and jacrev's do in JAX.
+    """
+    import reversead
+    import dualad
+
+    f = program.function()
+    x32 = tuple(v.astype(np.float32) for v in program.point)
+    x64 = tuple(v.astype(np.float64) for v in x32)
+    with np.errstate(all="ignore"):
+        y = f(*x32)
+    if _dtypes(y) != {np.dtype(np.float32)}:
+        return {"float32": False}
+    checks = [("jacobian", f, dualad.jacobian, reversead.jacobian)]
+    if hessian:
+        s = program.scalar_function()
+        if np.asarray(s(*x32)).dtype == np.float32:
+            checks.append(("hessian", s, dualad.hessian, reversead.hessian))
+    for what, fn, forward, reverse in checks:
+        flat = _flat(fn, x64)
+        if what == "jacobian":
+            matrix = flat.matrix
+        else:
+            from .testing import _hessian_matrix
+            matrix = lambda h: _hessian_matrix(flat, h)  # noqa: E731
+        reference = matrix(forward(fn, x64))
+        for name, mode in (("dualad", forward), ("reversead", reverse)):
+            result = _run(f"{name}.{what} in float32", lambda: mode(fn, x32), program)
+            if _dtypes(result) != {np.dtype(np.float32)}:
+                raise FuzzFailure(f"{name}.{what} of a float32 program returned dtypes "
+                                  f"{sorted(d.name for d in _dtypes(result))}, not float32 only "
+                                  "(plain NumPy keeps the program float32)" + _tail(program))
+            _compare_modes(f"{name}.{what} in float32 vs float64", matrix(result), reference, program,
+                           rtol=F32_RTOL, names=("float32", "float64"))
+    return {"float32": True, "hessian": len(checks) == 2}
+
+
 # -- long-run mode ----------------------------------------------------------------------
 def run(examples: int = 1000, max_nodes: int = 30, seed: int | None = None, only: str | None = None,
-        hessian: bool = True, verbose: bool = True) -> dict:
-    """Fuzz ``examples`` programs with hypothesis (shrinking failures); return statistics."""
+        hessian: bool = True, verbose: bool = True, float32: bool = False) -> dict:
+    """Fuzz ``examples`` programs with hypothesis (shrinking failures); return statistics.
+
+    ``float32``: also :func:`check_float32` each program."""
     from hypothesis import HealthCheck, given, note, settings
     from hypothesis import seed as hyp_seed
 
@@ -895,6 +955,8 @@ def run(examples: int = 1000, max_nodes: int = 30, seed: int | None = None, only
     def fuzz(program):
         note(program.reproducer())
         check_program(program, hessian=hessian)
+        if float32:
+            counts["float32"] = counts.get("float32", 0) + check_float32(program, hessian)["float32"]
         counts["programs"] += 1
         for op in program.ops:
             counts["ops"][op] = counts["ops"].get(op, 0) + 1
@@ -923,6 +985,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="hypothesis seed (default random)")
     parser.add_argument("--only", default=None, help="an op id every program must use (see --list)")
     parser.add_argument("--no-hessian", action="store_true", help="skip the second-order checks")
+    parser.add_argument("--float32", action="store_true",
+                        help="also check each program in float32 (dtypes kept, values as float64's)")
     parser.add_argument("--import", dest="modules", action="append", default=[],
                         help="import a module first (one that registers your primitives)")
     parser.add_argument("--list", action="store_true", help="list fuzzed ops and exclusions, then exit")
@@ -937,7 +1001,10 @@ def main(argv=None) -> int:
         for op, why in sorted(EXCLUDED.items()):
             print(f"excluded {op}: {why}")
         return 0
-    counts = run(args.examples, args.max_nodes, args.seed, args.only, not args.no_hessian)
+    counts = run(args.examples, args.max_nodes, args.seed, args.only, not args.no_hessian,
+                 float32=args.float32)
+    if args.float32:
+        print(f"{counts.get('float32', 0)} of them float32 in plain NumPy, checked in float32 too")
     for op, n in sorted(counts["ops"].items()):
         print(f"  {op:32s} {n}")
     return 0

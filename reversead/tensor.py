@@ -19,7 +19,7 @@ from dualad.kernels import elementwise_vjp as _fused_vjp
 from dualad.kernels import fuses_vjp as _fuses_vjp
 from dualad.rules import RULES, strip
 from dualad.rules.core import CONFIG as _CONFIG
-from dualad.rules.core import UFUNC_RULES, NONDIFF_UFUNCS, Elementwise, unbroadcast
+from dualad.rules.core import UFUNC_RULES, NONDIFF_UFUNCS, Elementwise, match_dtype, unbroadcast
 from dualad.rules.dispatch import array_function, array_ufunc
 from dualad.rules.methods import ArrayMethods
 from dualad.rules.reductions import SIMPLE_REDUCTIONS
@@ -158,8 +158,8 @@ class RuleNode(Node):
                 if xb.shape != shape:
                     xb = unbroadcast(xb, shape, 0)
             dtype = x.dtype
-            if xb.dtype is not dtype and xb.dtype != dtype and type(xb) is np.ndarray and dtype.kind == "f":
-                xb = xb.astype(dtype)
+            if xb.dtype is not dtype and xb.dtype != dtype and dtype.kind == "f":
+                xb = match_dtype(xb, x)  # (a partial such as (x > lo) * 1.0 is float64)
             grads.append(xb)
         return grads
 

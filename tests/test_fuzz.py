@@ -19,7 +19,8 @@ pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, note, settings  # noqa: E402
 
 from dualad import fuzz  # noqa: E402
-from dualad.fuzz import FuzzFailure, Program, check_program, fuzzable_primitives, programs  # noqa: E402
+from dualad.fuzz import (FuzzFailure, Program, check_float32, check_program,  # noqa: E402
+                         fuzzable_primitives, programs)
 from dualad.rules import core  # noqa: E402
 
 EXAMPLES = int(os.environ.get("DUALAD_FUZZ_EXAMPLES", "60"))
@@ -40,13 +41,15 @@ def test_random_programs_forward_reverse_fd(program):
 
 @pytest.mark.parametrize("op", fuzzable_primitives())
 def test_every_primitive(op):
-    """Each primitive of the table (read from the registries) in a few small programs."""
+    """Each primitive of the table (read from the registries) in a few small programs, in
+    float64 and again in float32."""
     @settings(max_examples=PER_OP, **_SETTINGS)
     @given(programs(max_nodes=3, focus=op))
     def run(program):
         note(program.reproducer())
         assert any(o == op or o.startswith(op + ":") for o in program.ops)
         check_program(program)
+        check_float32(program)
     run()
 
 
@@ -127,3 +130,29 @@ def test_command_line(capsys):
     assert "ufunc:sin" in out and "excluded func:np.argmax" in out
     assert fuzz.main(["--examples", "3", "--seed", "1", "--max-nodes", "5"]) == 0
     assert "3 programs checked" in capsys.readouterr().out
+
+
+@settings(max_examples=max(10, EXAMPLES // 2), **_SETTINGS)
+@given(programs(max_nodes=30))
+def test_random_programs_in_float32(program):
+    """float32 stays float32 in both modes, with float32-accurate derivatives."""
+    note(program.reproducer())
+    check_float32(program)
+
+
+def test_float32_check_finds_a_promoted_derivative_and_skips_numpys_promotions(monkeypatch):
+    program = Program(inputs=[np.array([0.5, 1.5])], lines=[("v1", "np.sin(x0) * x0")],
+                      outputs=["v1"], weights=[np.ones(2, np.float32)])
+    assert check_float32(program) == {"float32": True, "hessian": True}
+    import reversead
+
+    real = reversead.jacobian
+    monkeypatch.setattr(reversead, "jacobian", lambda f, x: tuple(j.astype(np.float64) for j in real(f, x)))
+    with pytest.raises(FuzzFailure, match="reversead.jacobian of a float32 program returned dtypes"):
+        check_float32(program)
+    monkeypatch.setattr(reversead, "jacobian", lambda f, x: tuple(j * np.float32(1.01) for j in real(f, x)))
+    with pytest.raises(FuzzFailure, match="reversead.jacobian in float32 vs float64"):
+        check_float32(program)
+    promoted = Program(inputs=[np.array([0.5, 1.5])], lines=[("v1", "x0 * np.array([1.0, 2.0])")],
+                       outputs=["v1"], weights=[np.ones(2)])
+    assert check_float32(promoted) == {"float32": False}

@@ -317,3 +317,20 @@ def test_hessian_of_function_linear_in_one_input():
     np.testing.assert_array_equal(H[0][0], 2 * np.eye(2))
     for block in (H[0][1], H[1][0], H[1][1]):
         np.testing.assert_array_equal(block, np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("shape", [(), (3,)], ids=["0-d", "1-d"])
+@pytest.mark.parametrize("f", [
+    lambda x: np.sum(np.where(x > 0, -1.6, x * x)),   # where's partials: (c != 0) * 1.0
+    lambda x: np.sum(np.clip(x, 0.5, 2.0) * x),       # clip's: (x >= lo) * (x <= hi) * 1.0
+    lambda x: np.sum(np.maximum(x, 0.3) * x),
+], ids=["where", "clip", "maximum"])
+def test_float32_stays_float32_through_boolean_partials(f, shape):
+    """Found by dualad.fuzz's float32 check: partials built from comparisons are float64,
+    and on 0-d inputs (NumPy scalars) and through dual numbers (forward over reverse) the
+    cotangent kept that dtype: float64 gradients and Hessians of float32 inputs."""
+    x = np.linspace(0.25, 1.5, 3).astype(np.float32).reshape(-1)[:max(1, int(np.prod(shape)))]
+    x = x.reshape(shape)
+    for result in (rd.gradient(f, x), rd.hessian(f, x), dualad.gradient(f, x), dualad.hessian(f, x)):
+        assert result.dtype == np.float32
+    np.testing.assert_allclose(rd.hessian(f, x), dualad.hessian(f, x.astype(np.float64)), rtol=1e-6)

@@ -157,12 +157,18 @@ def full_batch(t, batch: tuple, shape: tuple):
 
 
 def match_dtype(t, like):
-    """Cast a plain float array to ``like``'s float dtype (float32 stays float32)."""
+    """Cast a float array, NumPy scalar (what 0-d arithmetic returns) or DualArray (forward
+    over reverse) to ``like``'s float dtype: float32 stays float32, also where a partial such
+    as ``(x > lo) * 1.0`` is float64."""
     dtype = getattr(like, "dtype", None)
-    if (isinstance(t, np.ndarray) and dtype is not None and t.dtype != dtype
-            and np.dtype(dtype).kind == "f"):
+    if (dtype is not None and (isinstance(t, (np.ndarray, np.floating)) or _castable_trace(t))
+            and t.dtype != dtype and np.dtype(dtype).kind == "f"):
         return t.astype(dtype)
     return t
+
+
+def _castable_trace(t) -> bool:
+    return getattr(t, "_ad_level", None) is not None and hasattr(t, "astype")
 
 
 def shape_of(x) -> tuple:
