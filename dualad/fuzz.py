@@ -14,9 +14,11 @@ checks, at the program's point ``x``:
    ``dualad.hessian == reversead.hessian`` to rounding, and both equal the central
    differences of the reverse-mode gradient.
 
-:func:`check_float32` runs the same program at ``x`` rounded to float32: where plain NumPy
-keeps every output float32, both modes' Jacobians and Hessians must be float32 too and agree
-with the float64 ones at that point to ``F32_RTOL`` (float32's rounding through 30 ops).
+:func:`check_float32` runs the same program at ``x`` rounded to float32: both modes'
+Jacobians and Hessians must agree with the float64 ones at that point to ``F32_RTOL``
+(float32's rounding through 30 ops) and be float32 where plain NumPy keeps the program
+float32 (where a float64 constant promotes an output: forward rows in the outputs' dtypes,
+reverse blocks in the inputs').
 
 A failure raises :class:`FuzzFailure` whose message is a self-contained script (``def f(x0,
 ...)``, the point, the two calls) a user can paste; hypothesis shrinks the program first.
@@ -895,13 +897,14 @@ def check_float32(program: Program, hessian: bool = True) -> dict:
     """Check ``program`` at its point rounded to float32; raise :class:`FuzzFailure` on a
     disagreement.
 
-    Where plain NumPy keeps every output float32 (no float64 constant promoted it), both
-    modes must too (the API's "float32 stays float32 end to end"): every block of
-    ``dualad.jacobian`` and ``reversead.jacobian`` is float32, and both agree with the
-    float64 Jacobian at the same point to ``F32_RTOL``; the same for the Hessians of the
-    scalar reduction when that is float32. Programs that NumPy itself promotes are not
-    checked (returns ``{"float32": False}``): the modes' derivative dtypes differ there,
-    as jacfwd's and jacrev's do in JAX.
+    Both modes' Jacobians must agree with the float64 Jacobian at the same point to
+    ``F32_RTOL``, with these dtypes: where plain NumPy keeps every output float32, float32
+    throughout (the API's "float32 stays float32 end to end"); where a float64 constant
+    made NumPy promote an output, forward mode's rows follow the outputs' dtypes (a
+    tangent has its primal's dtype) and reverse mode's blocks the inputs' float32 (a
+    gradient has its input's dtype, as in PyTorch), as jacfwd's and jacrev's do in JAX.
+    The Hessians of the scalar reduction are checked the same way when it is float32.
+    Returns ``{"float32": whether NumPy kept the program float32, "hessian": checked}``.
     """
     import reversead
     import dualad
@@ -911,14 +914,14 @@ def check_float32(program: Program, hessian: bool = True) -> dict:
     x64 = tuple(v.astype(np.float64) for v in x32)
     with np.errstate(all="ignore"):
         y = f(*x32)
-    if _dtypes(y) != {np.dtype(np.float32)}:
-        return {"float32": False}
-    checks = [("jacobian", f, dualad.jacobian, reversead.jacobian)]
+    outputs = [np.asarray(v).dtype for v in (y if isinstance(y, tuple) else (y,))]
+    checks = [("jacobian", f, dualad.jacobian, reversead.jacobian, outputs)]
     if hessian:
         s = program.scalar_function()
-        if np.asarray(s(*x32)).dtype == np.float32:
-            checks.append(("hessian", s, dualad.hessian, reversead.hessian))
-    for what, fn, forward, reverse in checks:
+        scalar = np.asarray(s(*x32)).dtype
+        if scalar == np.float32:
+            checks.append(("hessian", s, dualad.hessian, reversead.hessian, [scalar]))
+    for what, fn, forward, reverse, out_dtypes in checks:
         flat = _flat(fn, x64)
         if what == "jacobian":
             matrix = flat.matrix
@@ -928,13 +931,17 @@ def check_float32(program: Program, hessian: bool = True) -> dict:
         reference = matrix(forward(fn, x64))
         for name, mode in (("dualad", forward), ("reversead", reverse)):
             result = _run(f"{name}.{what} in float32", lambda: mode(fn, x32), program)
-            if _dtypes(result) != {np.dtype(np.float32)}:
-                raise FuzzFailure(f"{name}.{what} of a float32 program returned dtypes "
-                                  f"{sorted(d.name for d in _dtypes(result))}, not float32 only "
-                                  "(plain NumPy keeps the program float32)" + _tail(program))
+            rows = result if len(out_dtypes) > 1 else (result,)
+            for k, (row, out_dtype) in enumerate(zip(rows, out_dtypes)):
+                want = out_dtype if name == "dualad" else np.dtype(np.float32)
+                if _dtypes(row) != {want}:
+                    raise FuzzFailure(
+                        f"{name}.{what} of a float32 program: the derivatives of output {k} (plain "
+                        f"NumPy's dtype {out_dtype}) have dtypes {sorted(d.name for d in _dtypes(row))}, "
+                        f"expected {want}" + _tail(program))
             _compare_modes(f"{name}.{what} in float32 vs float64", matrix(result), reference, program,
                            rtol=F32_RTOL, names=("float32", "float64"))
-    return {"float32": True, "hessian": len(checks) == 2}
+    return {"float32": set(outputs) == {np.dtype(np.float32)}, "hessian": len(checks) == 2}
 
 
 # -- long-run mode ----------------------------------------------------------------------

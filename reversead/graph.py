@@ -16,6 +16,8 @@ from heapq import heappop, heappush
 
 import numpy as np
 
+from dualad.rules.core import match_dtype
+
 from .errors import BackwardError
 
 #: creation order of nodes (a node's inputs always have smaller numbers)
@@ -158,7 +160,7 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
                     grads[edge] = prev + gi
             elif edge is not None:
                 if (results is None and type(gi) is np.ndarray and edge.grad is None
-                        and edge._hooks is None):
+                        and edge._hooks is None and gi.dtype is getattr(edge._data, "dtype", None)):
                     edge.grad = _fresh(gi, shared)  # the common leaf (``_deliver_leaf``'s fast case)
                 else:
                     _deliver_leaf(edge, gi, capture_leaf, results, create_graph, nb, shared)
@@ -234,6 +236,9 @@ def _fresh(g, shared):
 
 
 def _deliver_leaf(leaf, g, capture_leaf, results, create_graph, nb, shared):
+    # in the leaf's float dtype, as PyTorch's engine casts (float64 constants met on the way
+    # do not make a float32 input's gradient float64)
+    g = match_dtype(g, leaf._data)
     if results is not None:
         for i in capture_leaf.get(id(leaf), ()):
             results[i] = _fresh(g, shared) if results[i] is None else results[i] + g

@@ -140,7 +140,7 @@ def test_random_programs_in_float32(program):
     check_float32(program)
 
 
-def test_float32_check_finds_a_promoted_derivative_and_skips_numpys_promotions(monkeypatch):
+def test_float32_check_finds_a_promoted_derivative_and_follows_numpys_promotions(monkeypatch):
     program = Program(inputs=[np.array([0.5, 1.5])], lines=[("v1", "np.sin(x0) * x0")],
                       outputs=["v1"], weights=[np.ones(2, np.float32)])
     assert check_float32(program) == {"float32": True, "hessian": True}
@@ -148,11 +148,21 @@ def test_float32_check_finds_a_promoted_derivative_and_skips_numpys_promotions(m
 
     real = reversead.jacobian
     monkeypatch.setattr(reversead, "jacobian", lambda f, x: tuple(j.astype(np.float64) for j in real(f, x)))
-    with pytest.raises(FuzzFailure, match="reversead.jacobian of a float32 program returned dtypes"):
+    with pytest.raises(FuzzFailure, match="reversead.jacobian of a float32 program: the derivatives "
+                                          "of output 0 .* have dtypes \\['float64'\\], expected float32"):
         check_float32(program)
     monkeypatch.setattr(reversead, "jacobian", lambda f, x: tuple(j * np.float32(1.01) for j in real(f, x)))
     with pytest.raises(FuzzFailure, match="reversead.jacobian in float32 vs float64"):
         check_float32(program)
-    promoted = Program(inputs=[np.array([0.5, 1.5])], lines=[("v1", "x0 * np.array([1.0, 2.0])")],
-                       outputs=["v1"], weights=[np.ones(2)])
-    assert check_float32(promoted) == {"float32": False}
+    monkeypatch.setattr(reversead, "jacobian", real)
+    # a float64 constant: NumPy promotes the second output; forward mode's row follows it,
+    # reverse mode's gradients keep the input's float32
+    promoted = Program(inputs=[np.array([0.5, 1.5])],
+                       lines=[("v1", "np.sin(x0)"), ("v2", "np.array([[1.0, 2.0], [3.0, 4.0]]) @ x0")],
+                       outputs=["v1", "v2"], weights=[np.ones(2), np.ones(2)])
+    assert check_float32(promoted) == {"float32": False, "hessian": False}
+    x = (np.array([0.5, 1.5], np.float32),)
+    f = promoted.function()
+    assert [J[0].dtype for J in reversead.jacobian(f, x)] == [np.float32, np.float32]
+    import dualad
+    assert [J[0].dtype for J in dualad.jacobian(f, x)] == [np.float32, np.float64]

@@ -334,3 +334,21 @@ def test_float32_stays_float32_through_boolean_partials(f, shape):
     for result in (rd.gradient(f, x), rd.hessian(f, x), dualad.gradient(f, x), dualad.hessian(f, x)):
         assert result.dtype == np.float32
     np.testing.assert_allclose(rd.hessian(f, x), dualad.hessian(f, x.astype(np.float64)), rtol=1e-6)
+
+
+def test_gradients_keep_the_inputs_float_dtype_past_float64_constants():
+    """As PyTorch's engine: a float64 constant met on the way (NumPy promotes the values)
+    does not make a float32 input's gradient float64, in backward, grad and jacobian."""
+    A = np.array([[1.0, 2.0], [3.0, 4.0]])
+    x0 = np.array([0.5, 1.5], np.float32)
+    x = rd.tensor(x0, requires_grad=True)
+    y = np.concatenate([A @ x, np.ones(1)])
+    assert y.dtype == np.float64
+    np.sum(y * y).backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad, 2 * A.T @ (A @ x0.astype(float)), rtol=1e-6)
+    (g,) = rd.grad(np.sum(A @ x), [x])
+    assert g.dtype == np.float32
+    J = rd.jacobian(lambda v: A @ v, x0)
+    assert J.dtype == np.float32 and dualad.jacobian(lambda v: A @ v, x0).dtype == np.float64
+    np.testing.assert_array_equal(J, A.astype(np.float32))
