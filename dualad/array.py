@@ -220,11 +220,8 @@ class DualArray(ArrayMethods, NDArrayOperatorsMixin):
         zeros = np.zeros((self.k,) + tuple(np.shape(x)), dtype=self._t.dtype)
         return DualArray._make(x, zeros, self.tag)
 
-    def astype(self, dtype, copy=True):
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            self._drop(f".astype({dtype})")
-        return DualArray._make(self.primal.astype(dtype), self._t.astype(dtype), self.tag)
+    def _ad_integer_cast(self, dtype):
+        self._drop(f".astype({dtype})")  # (ArrayMethods.astype: a cast to a non-float dtype)
 
 
 def _copy(x):

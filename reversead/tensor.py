@@ -837,6 +837,11 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
             from .autograd import backward as _BACKWARD  # (autograd imports this module)
         _BACKWARD([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs)
 
+    def _ad_integer_cast(self, dtype):
+        # (ArrayMethods.astype to a non-float dtype): a Tensor that does not require grad,
+        # as PyTorch's ``.long()``; the derivative of such a cast is zero where it exists
+        return Tensor._make(np.asarray(strip(self.data)).astype(dtype), False, None)
+
     def numpy(self):
         """The data as an ndarray (refuses when it requires grad, as PyTorch does)."""
         if self.requires_grad:

@@ -352,3 +352,41 @@ def test_gradients_keep_the_inputs_float_dtype_past_float64_constants():
     J = rd.jacobian(lambda v: A @ v, x0)
     assert J.dtype == np.float32 and dualad.jacobian(lambda v: A @ v, x0).dtype == np.float64
     np.testing.assert_array_equal(J, A.astype(np.float32))
+
+
+def test_astype_between_float_dtypes_in_both_modes():
+    """``x.astype(float32)`` is one rule of the table for DualArray and Tensor: the
+    derivative is cast back to the input's dtype."""
+    x0 = np.array([0.5, 1.5, -2.0])
+
+    def f(x):
+        return np.sin(x.astype(np.float32)) * x.astype(np.float32)
+
+    J_rev, J_fwd = rd.jacobian(f, x0), dualad.jacobian(f, x0)
+    assert J_rev.dtype == np.float64 and J_fwd.dtype == np.float32  # inputs' / outputs' dtype
+    x32 = x0.astype(np.float32)
+    expected = np.diag(np.cos(x32) * x32 + np.sin(x32))
+    np.testing.assert_allclose(J_rev, expected, rtol=1e-6)
+    np.testing.assert_allclose(J_fwd, expected, rtol=1e-6)
+    t = rd.tensor(x0, requires_grad=True)
+    y = t.astype(np.float32)
+    assert y.dtype == np.float32 and type(y.grad_fn).__name__ == "AstypeBackward"
+    (g,) = rd.grad(np.sum(y ** 3), [t], create_graph=True)
+    assert g.dtype == np.float64
+    (gg,) = rd.grad(np.sum(g), [t])
+    np.testing.assert_allclose(gg, 6 * x32, rtol=1e-6)
+    d = dualad.DualArray(x32, np.ones((2, 3), np.float32))
+    assert d.astype(np.float64).tangent.dtype == np.float64
+
+
+def test_astype_to_integers_has_no_derivative():
+    x0 = np.array([0.5, 1.5, 2.5])
+    t = rd.tensor(x0, requires_grad=True)
+    i = t.astype(np.int64)
+    assert not i.requires_grad and i.dtype == np.int64 and i.data.tolist() == [0, 1, 2]
+    # the usual use: an index computed from the value; the gradient flows through the rest
+    x1 = np.array([0.5, 0.25, 1.5])  # floor: 0, 0, 1, so f = x0·x0 + x0·x1 + x1·x2
+    g = rd.gradient(lambda x: np.sum(x[x.astype(np.int64)] * x), x1)
+    np.testing.assert_array_equal(g, [2 * 0.5 + 0.25, 0.5 + 1.5, 0.25])
+    with pytest.raises(dualad.DerivativeDropError, match="astype"):  # forward mode refuses
+        dualad.gradient(lambda x: np.sum(x.astype(np.int64) * x), x0)

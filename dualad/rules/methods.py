@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .dispatch import strip
+from .shape import astype_rule
 
 
 class ArrayMethods:
@@ -74,6 +75,14 @@ class ArrayMethods:
 
     def dot(self, other):
         return np.dot(self, other)
+
+    def astype(self, dtype, copy=True):
+        """A cast. To a float dtype it is differentiable (the derivative is cast back to the
+        input's dtype); to any other it has no derivative (see ``_ad_integer_cast``)."""
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            return self._ad_integer_cast(dtype)
+        return astype_rule(self, dtype=dtype)
 
     def argmax(self, axis=None):
         return np.argmax(strip(self), axis=axis)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from .. import kernels
-from .core import Linear, expand_to, normalize_axis, register_function, unbroadcast
+from .core import Linear, expand_to, match_dtype, normalize_axis, register_function, unbroadcast
 
 
 def _zeros_like_batched(x_shape, nb_shape, like):
@@ -90,6 +90,18 @@ def _broadcast_batched(tangents, primals, nb, shape):
 broadcast_to_rule = Linear(
     "broadcast_to", lambda x, shape: np.broadcast_to(x, shape), _broadcast_batched,
     lambda argnum, out_bar, primals, nb, shape: unbroadcast(out_bar, np.shape(primals[0]), nb))
+
+
+# -- casts between float dtypes ------------------------------------------------
+def _cast(x, dtype):
+    return x.astype(dtype) if hasattr(x, "astype") else np.asarray(x, dtype)
+
+
+#: ``x.astype(dtype)`` to a float dtype: linear, the JVP casts the tangents, the VJP casts the
+#: cotangent back to the input's dtype (``.astype`` of a DualArray and of a Tensor)
+astype_rule = Linear("astype", _cast,
+                     lambda tangents, primals, nb, dtype: _cast(tangents[0], dtype),
+                     lambda argnum, out_bar, primals, nb, dtype: match_dtype(out_bar, primals[0]))
 
 
 # -- indexing -----------------------------------------------------------------
