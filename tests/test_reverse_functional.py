@@ -6,6 +6,8 @@ Kept fast: one or two cases per entry (``tests/test_rules.py`` sweeps dtypes and
 """
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -61,7 +63,9 @@ def _sample(rng, interval, shape, dtype=np.float64):
 
 @pytest.mark.parametrize("ufunc, label", _ufunc_cases())
 def test_ufunc_reverse_equals_forward_and_fd(ufunc, label):
-    rng = np.random.default_rng(abs(hash((ufunc.__name__, label))) % 2**32)
+    # (a stable seed: Python's str hash changes per process, and near a kink of maximum or
+    # remainder an unlucky draw made finite differences fail about once in 300 runs)
+    rng = np.random.default_rng(zlib.crc32(f"{ufunc.__name__}-{label}".encode()))
     rule = UFUNC_RULES[ufunc]
     if rule.nin == 1:
         x = _sample(rng, rule.domain[0], UNARY[label])
