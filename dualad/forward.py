@@ -14,7 +14,7 @@ import numpy as np
 
 from . import kernels
 from .errors import PerturbationError
-from .rules.core import Elementwise, scale
+from .rules.core import Elementwise, match_dtype, scale
 
 _tags = itertools.count(1)
 # bound by dualad.array / dualad.dual once those classes exist (they import this module)
@@ -72,7 +72,10 @@ def apply(rule, xs, static):
     out_t = rule.jvp(primals, tangents, out, 1, static)
     if out_t is None:
         return out
-    return DualArray._make(out, out_t, tag)
+    # a tangent has its primal's float dtype: float32 tangents joined to a float64 constant
+    # (concatenate, stack) become float64 with the primal; float64 partials of float32 values
+    # do not make float32 tangents float64
+    return DualArray._make(out, match_dtype(out_t, out), tag)
 
 
 def _batched(t, x):

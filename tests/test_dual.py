@@ -394,3 +394,18 @@ def test_dualarray_attributes():
     with pytest.raises(DerivativeDropError):
         x.astype(np.int64)
     assert x.astype(np.float32).tangent.dtype == np.float32
+
+
+@pytest.mark.parametrize("join", [
+    lambda d, c: np.concatenate([d, c]), lambda d, c: np.stack([d, c]),
+    lambda d, c: np.hstack([c, d]), lambda d, c: np.vstack([d, c]),
+    lambda d, c: np.where(np.array([True, False]), d, c), lambda d, c: d + c,
+], ids=["concatenate", "stack", "hstack", "vstack", "where", "add"])
+def test_tangent_has_its_primals_dtype_when_a_float64_constant_promotes(join):
+    """float32 duals joined with a float64 constant: NumPy promotes the primal to float64,
+    and the tangent follows it (it stayed float32 for concatenate and stack)."""
+    d = DualArray(np.array([0.5, 1.5], np.float32), np.ones((3, 2), np.float32))
+    out = join(d, np.array([2.0, 3.0]))
+    assert out.primal.dtype == np.float64 and out.tangent.dtype == np.float64
+    out = join(d, np.array([2.0, 3.0], np.float32))
+    assert out.primal.dtype == np.float32 and out.tangent.dtype == np.float32
