@@ -501,7 +501,10 @@ class _Builder:
                     return self.spd(obj.shape)
                 return self.operand(obj.shape)
             if isinstance(obj, list) and obj and all(isinstance(o, np.ndarray) for o in obj):
-                return "[" + ", ".join(subst(o) for o in obj) + "]"
+                # after the first, an element may stay the example's own array: a join with a
+                # (float64) constant, which promotes a float32 program (see check_float32)
+                return "[" + ", ".join(subst(o) if i == 0 or self.integer(0, 3) else _lit(o)
+                                       for i, o in enumerate(obj)) + "]"
             return _lit(obj)
 
         pos = [subst(a, first=(i == 0)) for i, a in enumerate(args)]
