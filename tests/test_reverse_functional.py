@@ -394,3 +394,25 @@ def test_astype_to_integers_has_no_derivative():
     np.testing.assert_array_equal(g, [2 * 0.5 + 0.25, 0.5 + 1.5, 0.25])
     with pytest.raises(dualad.DerivativeDropError, match="astype"):  # forward mode refuses
         dualad.gradient(lambda x: np.sum(x.astype(np.int64) * x), x0)
+
+
+def test_cumprod_hessians_near_a_zero_of_the_input():
+    """Found by dualad.fuzz: where an element of x is tiny but not 0 (here 2e-15), the
+    derivative out * cumsum(t / x), differentiated again, cancelled two terms of size
+    |t x' / x| ~ 1e15: forward Hessians off by O(1), reverse ones not even symmetric.
+    Both modes now match the same function written without cumprod."""
+    x = (np.array(-0.71), np.array(-0.967))
+    c = float(-0.71 * -0.967) - 2e-15
+
+    def with_cumprod(a, b):
+        v = a * b - c
+        return np.sum(np.cumprod(np.stack([v, a, b]))) + np.sum(np.cumprod(v * np.ones(2)))
+
+    def without(a, b):
+        v = a * b - c
+        return v + v * a + v * a * b + v + v * v
+
+    expected = dualad.hessian(without, x)
+    for H in (dualad.hessian(with_cumprod, x), rd.hessian(with_cumprod, x)):
+        for row, row_expected in zip(H, expected):
+            np.testing.assert_allclose(row, row_expected, rtol=1e-12, atol=1e-12)
