@@ -143,7 +143,7 @@ def test_random_programs_in_float32(program):
 def test_float32_check_finds_a_promoted_derivative_and_follows_numpys_promotions(monkeypatch):
     program = Program(inputs=[np.array([0.5, 1.5])], lines=[("v1", "np.sin(x0) * x0")],
                       outputs=["v1"], weights=[np.ones(2, np.float32)])
-    assert check_float32(program) == {"float32": True, "hessian": True}
+    assert check_float32(program) == {"float32": True, "hessian": True, "values": True}
     import reversead
 
     real = reversead.jacobian
@@ -160,9 +160,23 @@ def test_float32_check_finds_a_promoted_derivative_and_follows_numpys_promotions
     promoted = Program(inputs=[np.array([0.5, 1.5])],
                        lines=[("v1", "np.sin(x0)"), ("v2", "np.array([[1.0, 2.0], [3.0, 4.0]]) @ x0")],
                        outputs=["v1", "v2"], weights=[np.ones(2), np.ones(2)])
-    assert check_float32(promoted) == {"float32": False, "hessian": False}
+    assert check_float32(promoted) == {"float32": False, "hessian": False, "values": True}
     x = (np.array([0.5, 1.5], np.float32),)
     f = promoted.function()
     assert [J[0].dtype for J in reversead.jacobian(f, x)] == [np.float32, np.float32]
     import dualad
     assert [J[0].dtype for J in dualad.jacobian(f, x)] == [np.float32, np.float64]
+
+
+def test_float32_check_compares_values_only_where_float32_is_accurate():
+    """prod(v) - 106.983 cancels: float32 gets the program's own values 10 % off, and its
+    Hessian 0.3 % off (found by a random run). Such programs get their dtypes checked only."""
+    program = Program(
+        inputs=[np.float64(-1.021)],
+        lines=[("v0", "1.29 + 1.62 * (0.5 + 0.5 * np.tanh(x0))"),
+               ("v2", "np.reshape(np.ravel(v0)[np.zeros(12, dtype=np.int64)], (3, 4))"),
+               ("v3", "np.prod(v2)"), ("v4", "v3 + -106.983"), ("v5", "np.sinh(v4)")],
+        outputs=["v5"], weights=[np.float64(0.21)])
+    x32 = (np.array(-1.021, np.float32),)
+    assert fuzz._float32_deviation(program, x32, (x32[0].astype(np.float64),)) > fuzz.F32_ACCURATE
+    assert check_float32(program) == {"float32": True, "hessian": True, "values": False}
