@@ -99,7 +99,7 @@ import re
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -919,6 +919,10 @@ def check_float32(program: Program, hessian: bool = True) -> dict:
     import reversead
     import dualad
 
+    # the reduction's weights in float32 too (printed as float64 arrays they would promote
+    # it); failures print this program
+    program = replace(program, weights=[np.asarray(w, np.float32) if np.ndim(w) else w
+                                        for w in program.weights])
     f = program.function()
     x32 = tuple(v.astype(np.float32) for v in program.point)
     x64 = tuple(v.astype(np.float64) for v in x32)
