@@ -111,8 +111,8 @@ except ImportError as _err:  # pragma: no cover - hypothesis is a test extra
 
 from .rules import core as _core
 
-__all__ = ["Program", "FuzzFailure", "programs", "check_program", "check_float32", "fuzzable_primitives",
-           "EXCLUDED", "SPECIAL_INPUTS", "KINK_MARGIN", "KINK_MARGINS", "main"]
+__all__ = ["Program", "FuzzFailure", "programs", "check_program", "check_float32",
+           "fuzzable_primitives", "EXCLUDED", "SPECIAL_INPUTS", "KINK_MARGIN", "KINK_MARGINS", "main"]
 
 #: smallest distance from a kink (abs at 0, ties of max, integers of floor ...) at emission
 KINK_MARGIN = 1e-2
@@ -820,8 +820,8 @@ def _compare_modes(what, a, b, program, rtol=MODE_RTOL, names=("forward", "rever
     bad = ~(np.abs(a - b) <= bound)
     if bad.any():
         i = np.unravel_index(np.argmax(np.where(bad, np.abs(a - b), -1)), a.shape)
-        raise FuzzFailure(f"{what}: {names[0]} {a[i]!r} != {names[1]} {b[i]!r} at flat entry {tuple(map(int, i))} "
-                          f"(|difference| {abs(a[i] - b[i]):.3g} > {bound[i]:.3g}; "
+        raise FuzzFailure(f"{what}: {names[0]} {a[i]!r} != {names[1]} {b[i]!r} at flat entry "
+                          f"{tuple(map(int, i))} (|difference| {abs(a[i] - b[i]):.3g} > {bound[i]:.3g}; "
                           f"max |difference| {np.nanmax(np.abs(a - b)):.3g})" + _tail(program))
 
 
@@ -939,6 +939,16 @@ def check_float32(program: Program, hessian: bool = True) -> dict:
         scalar = np.asarray(s(*x32)).dtype
         if scalar == np.float32:
             checks.append(("hessian", s, dualad.hessian, reversead.hessian, [scalar]))
+    try:
+        _check_float32(program, checks, x32, x64, compare)
+    except FuzzFailure as err:  # the reproducer above differentiates at the float64 point
+        raise FuzzFailure(f"{err}\n# this check ran in float32, at:\n"
+                          "x = tuple(np.asarray(v, dtype=np.float32) for v in x)") from None
+    return {"float32": set(outputs) == {np.dtype(np.float32)}, "hessian": len(checks) == 2,
+            "values": compare}
+
+
+def _check_float32(program, checks, x32, x64, compare):
     for what, fn, forward, reverse, out_dtypes in checks:
         flat = _flat(fn, x64)
         if what == "jacobian":
@@ -960,8 +970,6 @@ def check_float32(program: Program, hessian: bool = True) -> dict:
             if compare:
                 _compare_modes(f"{name}.{what} in float32 vs float64", matrix(result), reference,
                                program, rtol=F32_RTOL, names=("float32", "float64"))
-    return {"float32": set(outputs) == {np.dtype(np.float32)}, "hessian": len(checks) == 2,
-            "values": compare}
 
 
 def _float32_deviation(program: Program, x32: tuple, x64: tuple) -> float:
