@@ -15,10 +15,10 @@ checks, at the program's point ``x``:
    differences of the reverse-mode gradient.
 
 :func:`check_float32` runs the same program at ``x`` rounded to float32: both modes'
-Jacobians and Hessians must agree with the float64 ones at that point to ``F32_RTOL``
-(float32's rounding through 30 ops) and be float32 where plain NumPy keeps the program
-float32 (where a float64 constant promotes an output: forward rows in the outputs' dtypes,
-reverse blocks in the inputs').
+Jacobians and Hessians must agree with each other to ``F32_RTOL`` and with the float64
+ones at that point to ``F32_VS_F64_RTOL`` (float32's rounding through 30 ops), and be
+float32 where plain NumPy keeps the program float32 (where a float64 constant promotes an
+output: forward rows in the outputs' dtypes, reverse blocks in the inputs').
 
 A failure raises :class:`FuzzFailure` whose message is a self-contained script (``def f(x0,
 ...)``, the point, the two calls) a user can paste; hypothesis shrinks the program first.
@@ -789,8 +789,11 @@ EPS = float(np.finfo(np.float64).eps)
 C_TRUNC = 10.0
 RTOL, ATOL = 1e-6, 1e-8
 MODE_RTOL = 1e-9
-#: float32 derivatives against float64 ones at the same point (bound as ``MODE_RTOL``'s)
+#: float32 derivatives: forward against reverse (bound as ``MODE_RTOL``'s), and either
+#: against the float64 ones at the same point (looser: a saturated tanh's 1 - tanh² is 0 or
+#: one float32 ulp, and a Hessian may multiply that by the square of a large inner derivative)
 F32_RTOL = 1e-3
+F32_VS_F64_RTOL = 1e-2
 #: ... compared only where every value of the program is that close in float32 and float64
 #: (about 800 float32 roundings; further off, a cancellation amplifies rounding)
 F32_ACCURATE = 1e-4
@@ -903,9 +906,9 @@ def check_float32(program: Program, hessian: bool = True) -> dict:
     """Check ``program`` at its point rounded to float32; raise :class:`FuzzFailure` on a
     disagreement.
 
-    Both modes' Jacobians must agree with the float64 Jacobian at the same point to
-    ``F32_RTOL``, with these dtypes: where plain NumPy keeps every output float32, float32
-    throughout (the API's "float32 stays float32 end to end"); where a float64 constant
+    Both modes' float32 Jacobians must agree with each other to ``F32_RTOL`` and with the
+    float64 Jacobian at the same point to ``F32_VS_F64_RTOL``, with these dtypes: where
+    plain NumPy keeps every output float32, float32 throughout (the API's "float32 stays float32 end to end"); where a float64 constant
     made NumPy promote an output, forward mode's rows follow the outputs' dtypes (a
     tangent has its primal's dtype) and reverse mode's blocks the inputs' float32 (a
     gradient has its input's dtype, as in PyTorch), as jacfwd's and jacrev's do in JAX.
@@ -957,6 +960,7 @@ def _check_float32(program, checks, x32, x64, compare):
             from .testing import _hessian_matrix
             matrix = lambda h: _hessian_matrix(flat, h)  # noqa: E731
         reference = matrix(forward(fn, x64))
+        results = []
         for name, mode in (("dualad", forward), ("reversead", reverse)):
             result = _run(f"{name}.{what} in float32", lambda: mode(fn, x32), program)
             rows = result if len(out_dtypes) > 1 else (result,)
@@ -967,9 +971,12 @@ def _check_float32(program, checks, x32, x64, compare):
                         f"{name}.{what} of a float32 program: the derivatives of output {k} (plain "
                         f"NumPy's dtype {out_dtype}) have dtypes {sorted(d.name for d in _dtypes(row))}, "
                         f"expected {want}" + _tail(program))
+            results.append(matrix(result))
             if compare:
-                _compare_modes(f"{name}.{what} in float32 vs float64", matrix(result), reference,
-                               program, rtol=F32_RTOL, names=("float32", "float64"))
+                _compare_modes(f"{name}.{what} in float32 vs float64", results[-1], reference,
+                               program, rtol=F32_VS_F64_RTOL, names=("float32", "float64"))
+        if compare:
+            _compare_modes(f"{what} in float32", *results, program, rtol=F32_RTOL)
 
 
 def _float32_deviation(program: Program, x32: tuple, x64: tuple) -> float:
