@@ -206,3 +206,64 @@ def test_float32_check_allows_for_saturated_tanh_in_hessians():
                               np.float64(0.971), np.float64(-1.976)],
                       lines=lines, outputs=["v23", "v25", "v28"], weights=weights)
     assert check_float32(program) == {"float32": True, "hessian": True, "values": True}
+
+
+def test_finite_differences_allow_for_noise_a_cancellation_amplifies():
+    """Found by a random run (seed 1010): ``73.2545 * (v15 - 5.00588)`` amplifies rounding
+    beyond ``eps * S / h``, and D(h) and D(2h) agreed by chance, 7.8e-8 away from AD (both
+    modes agree; D(1e-4) is 5e-9 from AD). The observed spread |D(h) - D(1.1 h)| covers it."""
+    lines = [
+        ('v0', 'x0[np.array([0, -1, 2])]'),
+        ('v1', 'np.reshape(np.ravel(x0)[np.array([1, 4, 1, 1, 0, 3])], (2, 3))'),
+        ('v2', 'np.tile(v1, [2, 1])'),
+        ('v3', 'np.reshape(np.ravel(v2)[np.array([0, 11, 0, 7, 0, 0, 0, 0, 0, 5, 1, 0, 0, 0, 11, 7, 0, 4])],'
+               ' (2, 3, 3))'),
+        ('v4', 'np.matmul(v3, np.swapaxes(v3, -1, -2)) / 3.0 + np.eye(3)'),
+        ('v5', 'np.linalg.det(v4)'),
+        ('v6', 'np.where(np.equal(v5, 0.0), -1.6, -1.6)'),
+        ('v7', 'np.reshape(v5[np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0])], (2, 3, 3))'),
+        ('v8', 'np.concatenate([v7, v4], axis=-1)'),
+        ('v9', 'np.reshape(np.ravel(v8)[np.array([16, 15, 16, 0, 17, 0, 14, 0, 14])], (3, 3))'),
+        ('v10', 'np.diagonal(v9)'),
+        ('v11', 'np.reshape(np.ravel(v9)[np.array([0, 0, 0])], (3,))'),
+        ('v12', 'np.stack([v11, np.array([0.0, 1.0, 2.0])])'),
+        ('v13', 'v12[np.array([-2])]'),
+        ('v14', '-1.8 + 3.6 * (0.5 + 0.5 * np.tanh(v7))'),
+        ('v15', 'np.expm1(v14)'),
+        ('v16', 'np.reshape(np.ravel(v0)[np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2])], (3, 4))'),
+        ('v17', 'np.flip(v16)'),
+        ('v18', 'np.multiply(-1.6, np.ceil(v17))'),
+        ('v19', '-0.96 + 1.2 * (v18 - 0.0)'),
+        ('v20', 'np.tan(v19)'),
+        ('v21', 'np.reshape(np.ravel(v12)[np.array([5, 1])], (2,))'),
+        ('v22', 'np.hstack([v21, np.array([0.0, 1.0, 2.0])])'),
+        ('v23', 'np.reshape(np.ravel(v1)[np.array([4, 4, 2, 4, 4, 1, 3, 4, 5, 3, 5, 0])], (3, 4))'),
+        ('v24', 'np.stack([v19, v23], axis=-2)'),
+        ('v25', 'np.reshape(np.ravel(v20)[np.array([7, 1, 9, 5, 3, 1, 0, 7, 1, 2, 4, 10, 8, 2, 7, 3,'
+                ' 3, 11, 6, 5, 7, 2, 11, 9])], (2, 3, 4))'),
+        ('v26', 'np.prod(v25, axis=(0, 2), keepdims=True)'),
+        ('v27', 'v5[np.array([False, True], dtype=np.bool)]'),
+        ('v28', 'v26[:, :, np.array([[-1], [0]])]'),
+        ('v29', 'np.where(np.less(v21, 0.46), -1.448, -1.6)'),
+        ('v30', '-1.6 + 1.51854 * (v12 - -0.107287)'),
+        ('v31', '-1.8 + 3.6 * (0.5 + 0.5 * np.tanh(v27))'),
+        ('v32', 'np.logaddexp(v30, v31)'),
+        ('v33', '-1.6 + 73.2545 * (v15 - 5.00588)'),
+        ('v34', 'np.expm1(v33)'),
+        ('v35', 'np.reshape(v30, (6,))'),
+        ('v36', 'np.mean(v33)'),
+        ('v37', '-1.8 + 3.6 * (0.5 + 0.5 * np.tanh(v22))'),
+        ('v38', 'np.expm1(v37)'),
+        ('v39', 'np.reshape(v37, (1, 5))'),
+        ('v40', 'np.reshape(np.ravel(v39)[np.array([2, 1, 0, 0, 2, 0, 1, 0, 1, 0, 0, 0])], (3, 4))'),
+        ('v41', 'np.roll(v40, 2)'),
+        ('v42', 'np.reshape(np.ravel(v30)[np.array([4, 5, 3])], (3,))'),
+        ('v43', 'v42 @ v34'),
+        ('v44', 'np.reshape(np.ravel(v40)[np.array([0, 3, 3])], (3,))'),
+        ('v45', 'np.diag(v44)'),
+    ]
+    program = Program(inputs=[np.array([[[-0.112, 0.308]], [[0.143, -1.108]], [[-1.661, -0.53]]])],
+                      lines=lines, outputs=['v41', 'v43', 'v45'],
+                      weights=[np.ones((3, 4)), np.ones((2, 3)), np.ones((3, 3))], scale=17.32588127394519)
+    check_program(program, hessian=False)
+
