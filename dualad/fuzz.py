@@ -793,10 +793,12 @@ C_TRUNC = 10.0
 RTOL, ATOL = 1e-6, 1e-8
 MODE_RTOL = 1e-9
 #: float32 derivatives: forward against reverse (bound as ``MODE_RTOL``'s), and either
-#: against the float64 ones at the same point (looser: a saturated tanh's 1 - tanh² is 0 or
-#: one float32 ulp, and a Hessian may multiply that by the square of a large inner derivative)
+#: against the float64 ones at the same point: only a check for gross float32-only errors,
+#: since a saturated tanh's 1 - tanh² is 0 or one float32 ulp and a Hessian may multiply that
+#: by the square of a large inner derivative (random runs: 0.0066 against 0.00046, and 2.17
+#: against 2.23 on a scale of 5). Formulas are checked in float64, against differences.
 F32_RTOL = 1e-3
-F32_VS_F64_RTOL = 1e-2
+F32_VS_F64_RTOL = 0.1
 #: ... compared only where every value of the program is that close in float32 and float64
 #: (about 800 float32 roundings; further off, a cancellation amplifies rounding)
 F32_ACCURATE = 1e-4

@@ -151,7 +151,7 @@ def test_float32_check_finds_a_promoted_derivative_and_follows_numpys_promotions
     with pytest.raises(FuzzFailure, match="reversead.jacobian of a float32 program: the derivatives "
                                           "of output 0 .* have dtypes \\['float64'\\], expected float32"):
         check_float32(program)
-    monkeypatch.setattr(reversead, "jacobian", lambda f, x: tuple(j * np.float32(1.05) for j in real(f, x)))
+    monkeypatch.setattr(reversead, "jacobian", lambda f, x: tuple(j * np.float32(1.5) for j in real(f, x)))
     with pytest.raises(FuzzFailure, match="reversead.jacobian in float32 vs float64"):
         check_float32(program)
     monkeypatch.setattr(reversead, "jacobian", lambda f, x: tuple(j * np.float32(1.005) for j in real(f, x)))
@@ -189,7 +189,7 @@ def test_float32_check_allows_for_saturated_tanh_in_hessians():
     """Found by a random run: tanh saturates (1 - tanh² is 0 or one float32 ulp), and the
     Hessian multiplies that by the square of a large inner derivative: both float32 modes
     read 0.00659 where float64 reads 0.00046. The modes agree with each other to 1e-3; the
-    comparison with float64 allows 1e-2 of the scale."""
+    comparison with float64 checks for gross errors only (0.1 of the scale)."""
     lines = [("v0", "np.reshape(x2, (1, 1, 1))"), ("v1", "-1.6 + 1.61616 * (x0 - -1.995)"),
              ("v2", "-v1"), ("v3", "np.amax(v2, keepdims=True)"),
              ("v4", "np.reshape(np.ravel(v3)[np.array([0, 0, 0])], (3,))"), ("v5", "np.diag(v4)"),
