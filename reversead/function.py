@@ -101,7 +101,7 @@ class FunctionNode(Node):
             rows = [self.apply(g[b], needed, 0, create_graph) for b in range(batch)]
             return [None if rows[0][i] is None else np.stack([r[i] for r in rows])
                     for i in range(len(needed))]
-        g_out = self._grad_outputs(g, create_graph)
+        g_out = self._grad_outputs(g)
         if create_graph:
             grads = self.function.backward(self.ctx, *g_out)
         else:
@@ -126,15 +126,15 @@ class FunctionNode(Node):
             out.append(gi)
         return out
 
-    def _grad_outputs(self, g, create_graph):
-        """What ``backward`` receives: one gradient per output of ``forward``."""
+    def _grad_outputs(self, g):
+        """What ``backward`` receives: one gradient per output of ``forward`` (several
+        outputs send theirs through their ``OutputNode``s, as ``_OutputGrads``)."""
         if self.outputs is None:  # one output
             return (g if isinstance(g, Tensor) else Tensor._make(g, False, None),)
-        slots = g.slots if type(g) is _OutputGrads else (None,) * len(self.outputs)
         grads = []
-        for gi, like in zip(slots, self.outputs):
+        for gi, like in zip(g.slots, self.outputs):
             if gi is None and like is not None and self.ctx.materialize_grads:
-                gi = np.zeros_like(like)
+                gi = np.zeros(*like)
             grads.append(gi if gi is None or isinstance(gi, Tensor) else Tensor._make(gi, False, None))
         return tuple(grads)
 
@@ -216,9 +216,8 @@ class Function:
         if not several:
             node.outputs = None
             return Tensor._make(datas[0], True, node)
-        # (only shape and dtype of each output are kept, for the zeros of an unused one)
-        node.outputs = tuple(None if d is None else np.broadcast_to(np.zeros((), d.dtype), d.shape)
-                             for d in datas)
+        # (shape and dtype of each output, for the zeros of an unused one)
+        node.outputs = tuple(None if d is None else (d.shape, d.dtype) for d in datas)
         results = []
         for i, (o, d, diff) in enumerate(zip(outs, datas, differentiable)):
             if d is None:

@@ -157,8 +157,7 @@ class RuleNode(Node):
                         xb = xb * g
                 if xb.shape != shape:
                     xb = unbroadcast(xb, shape, 0)
-            dtype = x.dtype
-            if xb.dtype is not dtype and xb.dtype != dtype and dtype.kind == "f":
+            if xb.dtype is not x.dtype:
                 xb = match_dtype(xb, x)  # (a partial such as (x > lo) * 1.0 is float64)
             grads.append(xb)
         return grads
