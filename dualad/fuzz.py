@@ -44,9 +44,12 @@ exceptions (:data:`EXCLUDED`, :data:`SPECIAL_INPUTS`):
 
 * functions without ``EXAMPLES`` are the index/query functions (argmax, nonzero, shape ...):
   integer or boolean results, nothing to differentiate;
-* ``np.linalg`` functions other than ``norm`` get a well-conditioned (symmetric positive
-  definite) first argument ``A = B Bᵀ / n + I`` built in the program from a value ``B``
-  (so inv, det, slogdet, solve and cholesky are differentiated through ``B``);
+* ``np.linalg`` functions other than ``norm`` get a well-conditioned first argument built in
+  the program from a value ``B`` (so they are differentiated through ``B``): cholesky (which
+  reads one triangle) the symmetric positive definite ``A = B Bᵀ / n + I``; inv, det,
+  slogdet and solve either that or the general ``A = P (I + 0.3 tanh(B) / n)``, whose
+  ``‖0.3 tanh(B) / n‖ < 0.3`` keeps the condition number under 2 and whose optional row
+  reversal ``P`` makes half of the determinants negative;
 * functions that NumPy cannot name as ``np.<name>`` / ``np.linalg.<name>`` are excluded
   (a reproducer must be plain NumPy).
 
@@ -213,7 +216,10 @@ def fuzzable_primitives() -> list[str]:
             EXCLUDED[key] = "not reachable as np.<name> or np.linalg.<name>"
             continue
         if path.startswith("np.linalg.") and path != "np.linalg.norm":
-            SPECIAL_INPUTS[key] = "first argument A = B Bᵀ / n + I (symmetric positive definite)"
+            SPECIAL_INPUTS[key] = ("first argument A = B Bᵀ / n + I (symmetric positive definite)"
+                                   if path == "np.linalg.cholesky" else
+                                   "first argument B Bᵀ / n + I or P (I + 0.3 tanh(B) / n), "
+                                   "P a row reversal or I (general, condition number < 2)")
         ids.append(key)
     return ids + list(_TEMPLATES)
 
@@ -426,6 +432,18 @@ class _Builder:
         n = shape[-1]
         return self.emit(f"np.matmul({b}, np.swapaxes({b}, -1, -2)) / {float(n)!r} + np.eye({n})")
 
+    def invertible(self, shape: tuple) -> str:
+        """A well-conditioned stack of ``shape`` (..., n, n): SPD, or general with either sign of det."""
+        kind = self.integer(0, 2)
+        if kind == 0:
+            return self.spd(shape)
+        b = self.operand(shape)
+        n = shape[-1]
+        a = f"np.eye({n}) + 0.3 * np.tanh({b}) / {float(n)!r}"
+        if kind == 1 or n == 1:
+            return self.emit(a)
+        return self.emit(f"np.matmul(np.eye({n})[::-1], {a})")
+
     def partner(self, shape: tuple, domain=None) -> str:
         """A second operand broadcasting against ``shape``: a value or a scalar constant."""
         if self.integer(0, 3) == 0:
@@ -501,7 +519,8 @@ class _Builder:
         def subst(obj, first=False):
             if isinstance(obj, np.ndarray) and obj.dtype.kind == "f":
                 if first and spd_first:
-                    return self.spd(obj.shape)
+                    return (self.spd(obj.shape) if op == "func:np.linalg.cholesky"
+                            else self.invertible(obj.shape))
                 return self.operand(obj.shape)
             if isinstance(obj, list) and obj and all(isinstance(o, np.ndarray) for o in obj):
                 # after the first, an element may stay the example's own array: a join with a
