@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 
 class _State(threading.local):
@@ -55,12 +56,47 @@ class _GradMode:
         _set(_state.stack.pop())
         return False
 
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        # ``@no_grad`` without parentheses, as PyTorch allows: decorate at once
+        return self if fn is None else self(fn)
+
     def __call__(self, fn):
+        mode = self.__class__
+        if inspect.isgeneratorfunction(fn):
+            return _wrap_generator(fn, mode)
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with self.__class__():
+            with mode():
                 return fn(*args, **kwargs)
         return wrapper
+
+
+def _wrap_generator(fn, mode):
+    """A generator function whose body runs in ``mode`` at every resume (not the caller's code)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        gen = fn(*args, **kwargs)
+        try:
+            with mode():
+                value = next(gen)
+            while True:
+                try:
+                    sent = yield value
+                except GeneratorExit:
+                    with mode():
+                        gen.close()
+                    raise
+                except BaseException as err:
+                    with mode():
+                        value = gen.throw(err)
+                else:
+                    with mode():
+                        value = gen.send(sent)
+        except StopIteration as stop:
+            return stop.value
+    return wrapper
 
 
 class no_grad(_GradMode):

@@ -95,10 +95,16 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
     # array already handed to a leaf or passed to two inputs): copied before a leaf keeps them
     shared = {id(g) for g in root_grads}
     grads, heap = {}, []
+    # leaves with hooks: their gradients summed first, so each hook runs once on the total
+    # (PyTorch's AccumulateGrad), not once per path that reaches the leaf
+    hooked = {}
     for t, g in zip(roots, root_grads):
         node = t._fn
         if node is None:  # a leaf as its own root
-            _deliver_leaf(t, g, capture_leaf, results, create_graph, nb, shared)
+            if t._hooks:
+                _hold(hooked, t, g)
+            else:
+                _deliver_leaf(t, g, capture_leaf, results, create_graph, nb, shared)
         elif node in grads:
             grads[node] = grads[node] + g
         else:
@@ -159,12 +165,26 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
                 else:
                     grads[edge] = prev + gi
             elif edge is not None:
-                if (results is None and type(gi) is np.ndarray and edge.grad is None
-                        and edge._hooks is None and gi.dtype is getattr(edge._data, "dtype", None)):
+                if edge._hooks is not None:
+                    _hold(hooked, edge, gi)
+                elif (results is None and type(gi) is np.ndarray and edge.grad is None
+                        and gi.dtype is getattr(edge._data, "dtype", None)):
                     edge.grad = _fresh(gi, shared)  # the common leaf (``_deliver_leaf``'s fast case)
                 else:
                     _deliver_leaf(edge, gi, capture_leaf, results, create_graph, nb, shared)
+    for leaf, g in hooked.values():
+        if top_level and (results is None or id(leaf) in capture_leaf):  # (as node hooks)
+            for hook in leaf._hooks:
+                replaced = hook(match_dtype(g, leaf._data))
+                g = replaced if replaced is not None else g
+        _deliver_leaf(leaf, g, capture_leaf, results, create_graph, nb, shared)
     return results
+
+
+def _hold(hooked, leaf, g):
+    """Add ``g`` to what ``leaf`` has received so far (its hooks run on the sum, after the pass)."""
+    held = hooked.get(id(leaf))
+    hooked[id(leaf)] = (leaf, g if held is None else held[1] + g)
 
 
 def _useful(root_nodes, capture_node, capture_leaf):
@@ -243,9 +263,6 @@ def _deliver_leaf(leaf, g, capture_leaf, results, create_graph, nb, shared):
         for i in capture_leaf.get(id(leaf), ()):
             results[i] = _fresh(g, shared) if results[i] is None else results[i] + g
         return
-    for hook in leaf._hooks or ():
-        replaced = hook(g)
-        g = replaced if replaced is not None else g
     if not create_graph and type(g) is not np.ndarray and hasattr(g, "detach"):
         g = g.detach()
     leaf.grad = _fresh(g, shared) if leaf.grad is None else _owned(leaf.grad + g)

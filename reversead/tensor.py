@@ -546,6 +546,8 @@ def _apply_general(info, rule, xs, static):
     if not mask or _grad_off[0] and not _grad_state.enabled:
         result.requires_grad = False
         result._fn = None
+        if type(out) is np.ndarray and out.base is not None:
+            _share_version_with_base(result, xs, out, info, rule, static)
         return result
 
     if info.nondiff:
@@ -601,7 +603,7 @@ def _apply_general(info, rule, xs, static):
     else:  # (frame 1, the caller, is always ours: apply, __array_ufunc__, an operator ...)
         _record_site(node, sys._getframe(2))
     if type(out) is np.ndarray and out.base is not None:
-        _share_version_with_base(result, xs, out)
+        _share_version_with_base(result, xs, out, info, rule, static)
     return result
 
 
@@ -629,13 +631,61 @@ def _keep_original(node, tensor):
                              if versions[k] not in hit), ()) or None
 
 
-def _share_version_with_base(result, xs, out):
+#: per base Tensor, its live views made while grad mode was on: ``{id(weakref to the view):
+#: (that weakref, info, rule, inputs with the base's place None, static, that place)}``, so that an in-place
+#: change of the base can remake each view's node on the base's new graph (PyTorch
+#: regenerates a view's grad_fn the same way). Weak keys, and no strong reference back to
+#: the base in the values, so the table keeps nothing alive. Keyed by ``id`` (a
+#: WeakKeyDictionary would compare Tensors with ``==``, which is elementwise); an entry goes
+#: when its base does.
+_VIEWS: dict = {}
+
+
+def _share_version_with_base(result, xs, out, info, rule, static):
     """A view shares its base's version counter, so writes through either are caught."""
-    for x in xs:
+    for i, x in enumerate(xs):
         if isinstance(x, Tensor) and isinstance(x.data, np.ndarray) and np.may_share_memory(out, x.data):
             result._version = x._version
             result._base = x
+            if _grad_state.enabled:
+                recipe = list(xs)
+                recipe[i] = None
+                key = id(x)
+                entries = _VIEWS.get(key)
+                if entries is None:
+                    entries = _VIEWS[key] = {}
+                    weakref.finalize(x, _VIEWS.pop, key, None)
+                ref = weakref.ref(result, functools.partial(_forget_view, entries))
+                entries[id(ref)] = (ref, info, rule, recipe, static, i)
             return
+
+
+def _forget_view(entries, ref):
+    entries.pop(id(ref), None)
+
+
+def _remake_views(base):
+    """After an in-place change gave ``base`` a new node: its views (and theirs) follow it.
+
+    Each live view's op is applied again to ``base`` as it is now: a new view of the same
+    memory whose node hangs on the base's new graph, and the view takes that node over.
+    """
+    stack = [base]
+    while stack:
+        b = stack.pop()
+        entries = _VIEWS.get(id(b))
+        if not entries:
+            continue
+        for entry in list(entries.values()):  # (the fresh views below come and go meanwhile)
+            view = entry[0]()
+            if view is None:
+                continue
+            _, info, rule, recipe, static, i = entry
+            args = list(recipe)
+            args[i] = b
+            fresh = _apply_general(info, rule, args, static)
+            view._fn, view.requires_grad = fresh._fn, fresh.requires_grad
+            stack.append(view)
 
 
 def _as_data(data, requires_grad):
@@ -815,14 +865,23 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
             self._fn.retained = weakref.ref(self)
 
     def register_hook(self, hook):
-        """Call ``hook(grad)`` when this tensor's gradient is computed; a non-None return replaces it."""
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a non-None return replaces it.
+
+        A leaf's hooks run once, on the gradient summed over every path that reaches it.
+        Returns a handle whose ``remove()`` unregisters the hook (as PyTorch's).
+
+        >>> import reversead as rd
+        >>> x = rd.tensor([1.0, 2.0], requires_grad=True)
+        >>> handle = x.register_hook(lambda g: 2 * g)
+        >>> (x * x).sum().backward(); x.grad
+        array([4., 8.])
+        >>> handle.remove()
+        """
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-        if self._fn is None:
-            self._hooks = (self._hooks or []) + [hook]
-        else:
-            self._fn.hooks = (self._fn.hooks or []) + [hook]
-        return hook
+        owner, attr = (self, "_hooks") if self._fn is None else (self._fn, "hooks")
+        setattr(owner, attr, (getattr(owner, attr) or []) + [hook])
+        return RemovableHandle(owner, attr, hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every reachable leaf's ``.grad``.
@@ -940,6 +999,9 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
             new_data, requires, grad_fn = result.data, result.requires_grad, result._fn
         else:
             new_data, requires, grad_fn = result, False, None
+        if np.shape(new_data) != self.shape:  # (NumPy's message: an in-place op keeps the shape)
+            raise ValueError(f"non-broadcastable output operand with shape {self.shape} doesn't match "
+                             f"the broadcast shape {np.shape(new_data)}")
         if isinstance(self.data, np.ndarray) and isinstance(new_data, np.ndarray) \
                 and self.data.shape == np.shape(new_data) and self.data.flags.writeable:
             if isinstance(grad_fn, RuleNode):
@@ -951,6 +1013,8 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
         self._version[0] += 1
         if is_grad_enabled() and requires:
             self._fn, self.requires_grad = grad_fn, True
+            if id(self) in _VIEWS:
+                _remake_views(self)
         return self
 
     def __iadd__(self, other):
@@ -991,7 +1055,8 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
         return 1.0 / (1.0 + np.exp(-self))
 
     def relu(self):
-        return np.maximum(self, 0.0)
+        # (not np.maximum(self, 0): that splits the derivative at 0, PyTorch's relu gives 0 there)
+        return np.where(self > 0, self, 0.0)
 
     def abs(self):
         return np.absolute(self)
@@ -1004,12 +1069,28 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
         return self * 1.0 if self.requires_grad else Tensor._make(np.copy(strip(self.data)) if isinstance(self.data, np.ndarray) else self.data, False, None)
 
     def zero_(self):
-        with_grad = is_grad_enabled()
-        if with_grad and self.requires_grad and self._fn is None:
-            raise InplaceError("a leaf Variable that requires grad is being used in an in-place operation (zero_)")
+        """Fill with zeros in place; recorded like ``self[...] = 0`` (no gradient reaches the old values)."""
+        if is_grad_enabled() and self.requires_grad:
+            self[...] = 0.0  # (the in-place checks, a leaf's refusal included, and the graph)
+            return self
         self.data[...] = 0
         self._version[0] += 1
         return self
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``remove()`` takes the hook off again."""
+
+    __slots__ = ("_owner", "_attr", "_hook")
+
+    def __init__(self, owner, attr, hook):
+        self._owner, self._attr, self._hook = weakref.ref(owner), attr, hook
+
+    def remove(self) -> None:
+        owner = self._owner()
+        if owner is not None:
+            hooks = [h for h in getattr(owner, self._attr) or () if h is not self._hook]
+            setattr(owner, self._attr, hooks or None)
 
 
 _ADD, _SUB, _MUL, _DIV, _NEG = (RULES[n] for n in ("add", "subtract", "multiply", "divide", "negative"))

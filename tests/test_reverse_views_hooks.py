@@ -1,0 +1,218 @@
+"""reversead: leaf hooks, in-place changes seen through earlier views, grad-mode decorators.
+
+Each case was found by comparing with PyTorch; the expected values are PyTorch's (and the
+hand-derived derivatives written next to them).
+"""
+import numpy as np
+import pytest
+
+import reversead as rd
+from reversead.errors import BackwardError, InplaceError
+
+
+def leaf(*values):
+    return rd.tensor(np.array(values, dtype=float), requires_grad=True)
+
+
+# -- hooks on leaves run once, on the summed gradient --------------------------------------------
+def test_leaf_hook_runs_once_on_the_total_of_every_path():
+    x = leaf(1.0, 2.0)
+    calls = []
+    x.register_hook(lambda g: calls.append(g.copy()) or g * 0 + 7)
+    (x * x).sum().backward()          # two paths into x, each x
+    assert len(calls) == 1
+    np.testing.assert_array_equal(calls[0], [2.0, 4.0])
+    np.testing.assert_array_equal(x.grad, [7.0, 7.0])
+
+
+def test_clipping_hook_clips_the_sum_not_each_part():
+    x = leaf(1.0, 2.0)
+    x.register_hook(lambda g: np.clip(g, -1, 1))
+    (x ** 3 + x).sum().backward()     # 3x^2 + 1 = [4, 13], clipped to [1, 1]
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0])
+
+
+def test_grad_applies_hooks_of_leaf_inputs():
+    x = leaf(1.0, 2.0)
+    x.register_hook(lambda g: g * 0 + 7)
+    (g,) = rd.grad((x * x).sum(), [x])
+    np.testing.assert_array_equal(g, [7.0, 7.0])
+    assert x.grad is None
+
+
+def test_hook_on_a_leaf_that_is_its_own_root():
+    x = leaf(1.0, 2.0)
+    x.register_hook(lambda g: 3 * g)
+    x.backward(np.ones(2))
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+
+
+def test_hook_handles_remove_their_hook():
+    x = leaf(1.0, 2.0)
+    keep = x.register_hook(lambda g: g + 1)
+    drop = x.register_hook(lambda g: 10 * g)
+    drop.remove()
+    (2 * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+    keep.remove()
+    x.grad = None
+    (2 * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+    h = x * 1.0
+    handle = h.register_hook(lambda g: 0 * g)
+    handle.remove()
+    x.grad = None
+    (5 * h).sum().backward()
+    np.testing.assert_array_equal(x.grad, [5.0, 5.0])
+
+
+# -- views taken before an in-place change of their base -------------------------------------
+def test_slice_taken_before_base_update_sees_the_new_graph():
+    x = leaf(1.0, 2.0)
+    h = x * 1
+    v = h[0:1]
+    h += x                            # v is now 2 x[0]
+    (3 * v).sum().backward()
+    np.testing.assert_array_equal(x.grad, [6.0, 0.0])
+
+
+def test_reshape_view_follows_multiplication_in_place():
+    x = leaf(1.0, 2.0)
+    h = x * 1
+    v = h.reshape(2, 1)
+    h *= x                            # v = x^2
+    v.sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+
+
+def test_transpose_view_follows_setitem():
+    x = leaf(1.0, 2.0)
+    h = x * 1
+    v = h.T
+    h[0] = x[1] * 5                   # v = [5 x1, x1]
+    v.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 6.0])
+
+
+def test_view_of_a_view_follows_too():
+    x = leaf(1.0, 2.0, 3.0)
+    h = x * 1
+    v2 = h[1:][0:1]
+    h *= x                            # v2 = x1^2
+    (2 * v2).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 8.0, 0.0])
+
+
+def test_view_of_a_constant_buffer_that_starts_to_require_grad():
+    w = leaf(1.0, 2.0)
+    buf = rd.tensor(np.zeros(2))
+    v = buf[0:1]
+    assert not v.requires_grad
+    buf += w * w
+    assert v.requires_grad
+    v.sum().backward()
+    np.testing.assert_array_equal(w.grad, [2.0, 0.0])
+
+
+def test_view_of_a_constant_shares_its_version_counter():
+    # the saved view changes with its base: backward must refuse, not use the new value
+    w = leaf(1.0, 2.0)
+    buf = rd.tensor(np.ones(2))
+    v = buf[0:1]
+    y = (v * w).sum()
+    buf += 1
+    with pytest.raises(BackwardError, match="modified by an inplace operation"):
+        y.backward()
+
+
+def test_writing_through_a_view_of_a_constant_buffer_is_refused():
+    # (the buffer's own graph would not see the write)
+    buf = rd.tensor(np.zeros((2, 2)))
+    row = buf[0]
+    with pytest.raises(InplaceError, match="view"):
+        row[:] = leaf(1.0, 2.0)
+
+
+def test_views_do_not_keep_memory_alive():
+    import gc
+    import importlib
+    tmod = importlib.import_module("reversead.tensor")  # (the package exports a function ``tensor``)
+    x = leaf(*range(6))
+    before = len(tmod._VIEWS)
+    for i in range(50):
+        (x.T * 2).sum()
+    gc.collect()
+    assert sum(len(e) for e in tmod._VIEWS.values()) <= before + 1
+    del x
+    gc.collect()
+    assert len(tmod._VIEWS) <= before
+
+
+# -- zero_, shape-changing in-place ops, relu -----------------------------------------------------
+def test_zero_on_a_non_leaf_cuts_the_gradient():
+    x = leaf(1.0, 2.0)
+    h = x * 3
+    h.zero_()
+    h.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+    np.testing.assert_array_equal(h.data, [0.0, 0.0])
+
+
+def test_zero_on_a_leaf_that_requires_grad_is_refused_outside_no_grad():
+    x = leaf(1.0, 2.0)
+    with pytest.raises(InplaceError, match="leaf Variable"):
+        x.zero_()
+    with rd.no_grad():
+        x.zero_()
+    np.testing.assert_array_equal(x.data, [0.0, 0.0])
+
+
+def test_in_place_op_may_not_change_the_shape():
+    h = leaf(1.0, 2.0) * 1
+    with pytest.raises(ValueError, match="non-broadcastable output operand with shape \\(2,\\)"):
+        h += np.ones((3, 2))
+    assert h.shape == (2,)
+
+
+def test_relu_derivative_at_zero_is_zero_as_in_pytorch():
+    x = leaf(-1.0, 0.0, 2.0)
+    x.relu().sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 1.0])
+
+
+# -- grad mode as a bare decorator, and on generators --------------------------------------------
+def test_no_grad_and_enable_grad_without_parentheses():
+    @rd.no_grad
+    def double(t):
+        return 2 * t
+
+    @rd.enable_grad
+    def triple(t):
+        return 3 * t
+
+    x = leaf(1.0)
+    assert not double(x).requires_grad and double.__name__ == "double"
+    with rd.no_grad():
+        assert triple(x).requires_grad
+
+
+def test_no_grad_generator_runs_its_body_without_grad_and_the_caller_with_it():
+    seen = []
+
+    @rd.no_grad()
+    def gen(t):
+        got = yield 2 * t
+        seen.append(rd.is_grad_enabled())
+        yield got * t
+        return "done"
+
+    x = leaf(1.0)
+    g = gen(x)
+    first = next(g)
+    assert not first.requires_grad and rd.is_grad_enabled()
+    assert not g.send(3.0).requires_grad
+    assert seen == [False]
+    with pytest.raises(StopIteration) as stop:
+        next(g)
+    assert stop.value.value == "done"
+    assert rd.is_grad_enabled()
