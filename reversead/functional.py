@@ -6,6 +6,7 @@ of those (then ``f(*x)``); results follow ``x``'s structure.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -16,6 +17,7 @@ from dualad.rules import strip
 from dualad.transforms import _call
 from dualad.transforms import _leaves as _split_leaves
 
+from .grad_mode import is_grad_enabled
 from .graph import run_backward
 from .tensor import Tensor
 
@@ -23,9 +25,38 @@ from .tensor import Tensor
 COTANGENT_BUDGET = 32 * 2**20
 
 
-def _leaves(x):
-    """The input convention of both modes (float, array or a tuple/list of them)."""
-    return _split_leaves(x, _leaf)
+class _Nesting(threading.local):
+    depth = 0  # how many of this module's transforms are calling their f right now
+
+
+_nesting = _Nesting()
+
+
+def _nested() -> bool:
+    """Called from inside another transform's f (with grad mode on): this one must compose.
+
+    Then the inputs may be that transform's Tensors and f may close over them, so the
+    backward pass is recorded (``create_graph``) and the results stay Tensors on the outer
+    graph, as ``jax.grad(jax.grad(f))`` or ``torch.func`` compose. At the outermost level
+    the results are plain arrays (``torch.autograd.functional``'s default).
+    """
+    return _nesting.depth > 0 and is_grad_enabled()
+
+
+def _call_f(f, tensors, unpack):
+    _nesting.depth += 1
+    try:
+        return _call(f, tensors, unpack)
+    finally:
+        _nesting.depth -= 1
+
+
+def _leaves(x, nested=False):
+    """The input convention of both modes (float, array or a tuple/list of them).
+
+    ``nested``: a Tensor that requires grad stays a Tensor (see :func:`_track`).
+    """
+    return _split_leaves(x, _leaf_nested if nested else _leaf)
 
 
 def _leaf(v, name):
@@ -38,8 +69,20 @@ def _leaf(v, name):
     return as_float_array(v, name)
 
 
+def _leaf_nested(v, name):
+    return v if isinstance(v, Tensor) and v.requires_grad else _leaf(v, name)
+
+
 def _track(leaves):
-    return [Tensor._make(v, True, None) for v in leaves]
+    """The variables f is called with: fresh leaves, or for an outer transform's Tensor a new
+    node equal to it (its own variable, so that f's other uses of the outer Tensor, through
+    a closure, do not count as uses of this one)."""
+    return [v * 1.0 if isinstance(v, Tensor) else Tensor._make(v, True, None) for v in leaves]
+
+
+def _kept(grads):
+    """Nested results: a Tensor on the outer graph where one is needed, otherwise its array."""
+    return [g.data if isinstance(g, Tensor) and not g.requires_grad else g for g in grads]
 
 
 def _outputs(out):
@@ -107,9 +150,10 @@ def vjp(f: Callable, x: Any, u: Any):
     >>> g
     array([2., 4.])
     """
-    leaves, unpack = _leaves(x)
+    nested = _nested()
+    leaves, unpack = _leaves(x, nested)
     tensors = _track(leaves)
-    outs, rebuild = _outputs(_call(f, tensors, unpack))
+    outs, rebuild = _outputs(_call_f(f, tensors, unpack))
     us, _ = _outputs(u) if isinstance(u, (tuple, list, dict)) else ([u], None)
     if len(us) != len(outs):
         raise ShapeError(f"vjp: u has {len(us)} parts but f returned {len(outs)} outputs")
@@ -123,9 +167,12 @@ def vjp(f: Callable, x: Any, u: Any):
             roots.append(o)
             root_grads.append(ui if getattr(ui, "_ad_level", None) is not None
                               else np.asarray(ui, dtype=strip(o.data).dtype))
-    grads = run_backward(roots, root_grads, retain_graph=False, create_graph=False,
+    grads = run_backward(roots, root_grads, retain_graph=nested, create_graph=nested,
                          inputs=tensors) if roots else [None] * len(tensors)
     grads = _grads_or_zeros(tensors, grads)
+    if nested:
+        grads = _kept(grads)
+        return rebuild(_kept(outs)), (tuple(grads) if unpack else grads[0])
     return rebuild([o.data for o in outs]), (tuple(grads) if unpack else grads[0])
 
 
@@ -138,9 +185,10 @@ def gradient(f: Callable, x: Any):
     >>> gradient(lambda x: np.sum(x ** 2), np.array([1.0, 2.0, 3.0]))
     array([2., 4., 6.])
     """
-    leaves, unpack = _leaves(x)
+    nested = _nested()
+    leaves, unpack = _leaves(x, nested)
     tensors = _track(leaves)
-    out = _call(f, tensors, unpack)
+    out = _call_f(f, tensors, unpack)
     if isinstance(out, (tuple, list, dict)) or np.ndim(strip(out.data if isinstance(out, Tensor) else out)) != 0:
         shape = type(out).__name__ if isinstance(out, (tuple, list, dict)) else \
             f"shape {tuple(np.shape(strip(out.data if isinstance(out, Tensor) else out)))}"
@@ -149,9 +197,11 @@ def gradient(f: Callable, x: Any):
     (out,), _ = _outputs(out)
     grads = [None] * len(tensors)
     if out.requires_grad:
-        grads = run_backward([out], [np.ones((), dtype=strip(out.data).dtype)], retain_graph=False,
-                             create_graph=False, inputs=tensors)
+        grads = run_backward([out], [np.ones((), dtype=strip(out.data).dtype)], retain_graph=nested,
+                             create_graph=nested, inputs=tensors)
     grads = _grads_or_zeros(tensors, grads, internal_root=True)
+    if nested:
+        grads = _kept(grads)
     return tuple(grads) if unpack else grads[0]
 
 
@@ -178,9 +228,10 @@ def jacobian(f: Callable, x: Any, chunk: int | None = None, executor=None):
     if executor is not None:  # issue 6: row batches split across processes / machines
         from dualad import parallel
         return parallel.reverse_jacobian(f, x, chunk, executor)
-    leaves, unpack = _leaves(x)
+    nested = _nested()
+    leaves, unpack = _leaves(x, nested)
     tensors = _track(leaves)
-    outs, rebuild = _outputs(_call(f, tensors, unpack))
+    outs, rebuild = _outputs(_call_f(f, tensors, unpack))
     n = sum(t.size for t in tensors)
     itemsize = max(np.dtype(strip(t.data).dtype).itemsize for t in tensors)
     results = []
@@ -191,7 +242,8 @@ def jacobian(f: Callable, x: Any, chunk: int | None = None, executor=None):
         for start in range(0, max(m, 1), rows):
             b = min(rows, m - start)
             last = oi == len(outs) - 1 and start + b >= m
-            parts.append(_backward_rows(out, tensors, start, b, retain_graph=not last))
+            parts.append(_backward_rows(out, tensors, start, b, retain_graph=nested or not last,
+                                        create_graph=nested))
         results.append(_jacobian_blocks(parts, out, tensors, unpack))
     return rebuild(results)
 
@@ -213,15 +265,16 @@ def _pick_rows(chunk, n, itemsize):
     return rows
 
 
-def _backward_rows(out, tensors, start, b, retain_graph):
+def _backward_rows(out, tensors, start, b, retain_graph, create_graph=False):
     """Rows ``start .. start+b`` of d out / d tensors in one batched backward pass: per input (b, *shape)."""
     if not out.requires_grad or b <= 0:
         return _grads_or_zeros(tensors, [None] * len(tensors), (max(b, 0),))
     cot = np.zeros((b, out.size), dtype=strip(out.data).dtype)
     cot[np.arange(b), start + np.arange(b)] = 1
     grads = run_backward([out], [cot.reshape((b,) + out.shape)], retain_graph=retain_graph,
-                         create_graph=False, inputs=tensors, nb=1)
-    return _grads_or_zeros(tensors, grads, (b,), internal_root=True)
+                         create_graph=create_graph, inputs=tensors, nb=1)
+    grads = _grads_or_zeros(tensors, grads, (b,), internal_root=True)
+    return _kept(grads) if create_graph else grads
 
 
 def hessian(f: Callable, x: Any, executor=None):
@@ -241,6 +294,8 @@ def hessian(f: Callable, x: Any, executor=None):
     if executor is not None:  # issue 6: a picklable gradient-of-f, its chunks on the executor
         from dualad import parallel
         return parallel.reverse_hessian(f, x, executor)
+    if _nested():  # (inside another transform: reverse over reverse, which composes)
+        return jacobian(lambda *a: gradient(f, a if len(a) > 1 or isinstance(x, (tuple, list)) else a[0]), x)
     import dualad
     leaves, unpack = _leaves(x)
     return dualad.jacobian(lambda *a: gradient(f, tuple(a) if unpack else a[0]),
@@ -256,6 +311,8 @@ def hvp(f: Callable, x: Any, v: Any):
     >>> hvp(lambda x: np.sum(x ** 3), np.array([1.0, 2.0]), np.array([1.0, 0.0]))
     array([6., 0.])
     """
+    if _nested():  # (inside another transform: vᵀH = (Hv)ᵀ by reverse over reverse)
+        return vjp(lambda *a: gradient(f, a if len(a) > 1 or isinstance(x, (tuple, list)) else a[0]), x, v)[1]
     import dualad
     leaves, unpack = _leaves(x)
     return dualad.jvp(lambda *a: gradient(f, tuple(a) if unpack else a[0]),
