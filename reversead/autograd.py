@@ -6,7 +6,7 @@ import numpy as np
 from dualad.rules import strip
 
 from .errors import BackwardError, ShapeError
-from .graph import run_backward
+from .graph import accumulate_grad, run_backward
 from .tensor import Tensor
 
 
@@ -62,14 +62,17 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                              inputs=inputs)
         for t, g in zip(inputs, grads):
             if g is not None:
-                t.grad = g if t.grad is None else t.grad + g
+                t.grad = g if t.grad is None else accumulate_grad(t.grad, g, create_graph)
         return
     run_backward(tensors, roots, retain_graph=retain_graph, create_graph=create_graph)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         allow_unused=False):
+         allow_unused=None, materialize_grads=False):
     """Gradients of ``outputs`` w.r.t. ``inputs`` as a tuple, without touching ``.grad``.
+
+    ``materialize_grads``: zeros (not None) for inputs the outputs do not reach; implies
+    ``allow_unused``, as in PyTorch.
 
     Examples
     --------
@@ -80,6 +83,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     >>> float(gx.data), float(ggx)
     (12.0, 12.0)
     """
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, "
+                         "but got: allow_unused=False.")
+    allow_unused = materialize_grads or bool(allow_unused)
     outputs = _as_list(outputs)
     single = isinstance(inputs, Tensor)
     inputs = _as_list(inputs)
@@ -99,6 +106,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise BackwardError(f"One of the differentiated Tensors appears to not have been used in "
                                 f"the graph (inputs[{i}], shape {t.shape}). Set allow_unused=True if "
                                 "this is the desired behavior.")
+        if g is None and materialize_grads:
+            g = np.zeros(t.shape, dtype=strip(t.data).dtype)
         if g is not None and not isinstance(g, Tensor):
             g = np.array(g) if isinstance(g, np.ndarray) and (g.base is not None or not g.flags.writeable) else g
         if isinstance(g, Tensor) and not create_graph:

@@ -265,4 +265,13 @@ def _deliver_leaf(leaf, g, capture_leaf, results, create_graph, nb, shared):
         return
     if not create_graph and type(g) is not np.ndarray and hasattr(g, "detach"):
         g = g.detach()
-    leaf.grad = _fresh(g, shared) if leaf.grad is None else _owned(leaf.grad + g)
+    leaf.grad = _fresh(g, shared) if leaf.grad is None else accumulate_grad(leaf.grad, g, create_graph)
+
+
+def accumulate_grad(old, g, create_graph=False):
+    """``old + g`` as the new ``.grad``: in ``old``'s own buffer where that can hold it, as
+    PyTorch's AccumulateGrad does (so a reference to ``.grad`` sees every backward)."""
+    if (not create_graph and type(old) is np.ndarray and type(g) is np.ndarray and old.shape == g.shape
+            and old.dtype == g.dtype and old.flags.writeable):
+        return np.add(old, g, out=old)
+    return _owned(old + g)

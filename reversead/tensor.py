@@ -916,6 +916,15 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
     def __float__(self):
         return float(self.item())
 
+    def __int__(self):
+        return int(self.item())
+
+    def __format__(self, spec):
+        # a one-element tensor formats as its number (f"{loss:.3f}"), as in PyTorch
+        if spec and np.size(strip(self.data)) == 1:
+            return format(self.item(), spec)
+        return format(str(self), spec)
+
     def __array__(self, dtype=None, copy=None):
         if self.requires_grad:
             raise RuntimeError("Can't convert a Tensor that requires grad to an ndarray (the gradient "

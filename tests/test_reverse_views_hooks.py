@@ -216,3 +216,37 @@ def test_no_grad_generator_runs_its_body_without_grad_and_the_caller_with_it():
         next(g)
     assert stop.value.value == "done"
     assert rd.is_grad_enabled()
+
+
+# -- .grad accumulates in place; grad(materialize_grads); int() and format() ------------------
+def test_grad_accumulates_into_the_same_array():
+    x = leaf(1.0, 2.0)
+    (x * x).sum().backward()
+    first = x.grad
+    (x * x).sum().backward()
+    assert x.grad is first
+    np.testing.assert_array_equal(first, [4.0, 8.0])
+
+
+def test_grad_accumulation_into_a_read_only_grad_makes_a_new_array():
+    x = leaf(1.0, 2.0)
+    x.grad = np.broadcast_to(np.array(1.0), (2,))
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 5.0])
+
+
+def test_materialize_grads_gives_zeros_for_unused_inputs():
+    x, y = leaf(1.0, 2.0), leaf(3.0)
+    gx, gy = rd.grad((x * x).sum(), [x, y], materialize_grads=True)
+    np.testing.assert_array_equal(gx, [2.0, 4.0])
+    np.testing.assert_array_equal(gy, [0.0])
+    with pytest.raises(ValueError, match="allow_unused"):
+        rd.grad((x * x).sum(), [x, y], allow_unused=False, materialize_grads=True)
+    with pytest.raises(BackwardError, match="allow_unused=True"):
+        rd.grad((x * x).sum(), [x, y])
+
+
+def test_one_element_tensors_convert_and_format_as_numbers():
+    t = rd.tensor(3.75, requires_grad=True)
+    assert int(t) == 3 and f"{t:.1f}" == "3.8"
+    assert f"{leaf(1.0, 2.0)}".startswith("tensor(")
