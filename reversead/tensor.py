@@ -1001,9 +1001,7 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
                                    "operation. Wrap it in `with reversead.no_grad():` (e.g. for an SGD "
                                    "step) or use an out-of-place op.")
             if self._base is not None and (self.requires_grad or getattr(result, "requires_grad", False)):
-                raise InplaceError("in-place modification of a view of another tensor is not supported "
-                                   "while recording (the base's graph would not see it); use an "
-                                   "out-of-place op")
+                return self._inplace_through_view(result)
         if isinstance(result, Tensor):
             new_data, requires, grad_fn = result.data, result.requires_grad, result._fn
         else:
@@ -1024,6 +1022,26 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
             self._fn, self.requires_grad = grad_fn, True
             if id(self) in _VIEWS:
                 _remake_views(self)
+        return self
+
+    def _inplace_through_view(self, result):
+        """``view op= y`` while recording: written into the base as ``base[index] = result``.
+
+        The base records the write (its graph sees it) and remakes its views, this one
+        included, on its new graph. That covers views made by indexing (``h[1:3] += y``,
+        which Python runs as a view's ``+=``); other views refuse.
+        """
+        entries = _VIEWS.get(id(self._base)) or {}
+        recipe = next((e for e in entries.values() if e[0]() is self), None)
+        if recipe is None or recipe[2] is not _GETITEM:
+            how = "it was made without grad mode" if recipe is None else f"it was made by {recipe[2].name}"
+            raise InplaceError(f"in-place modification of this view of another tensor is not supported "
+                               f"while recording ({how}; only views made by indexing are written "
+                               "through to their base); use an out-of-place op")
+        grad_fn = getattr(result, "_fn", None)
+        if isinstance(grad_fn, RuleNode):
+            _keep_original(grad_fn, self)  # (the op's saved view is about to change)
+        self._base[recipe[4]["index"]] = result
         return self
 
     def __iadd__(self, other):
@@ -1102,6 +1120,7 @@ class RemovableHandle:
             setattr(owner, self._attr, hooks or None)
 
 
+_GETITEM = RULES["getitem"]
 _ADD, _SUB, _MUL, _DIV, _NEG = (RULES[n] for n in ("add", "subtract", "multiply", "divide", "negative"))
 _ADD_INFO, _SUB_INFO, _MUL_INFO, _DIV_INFO, _NEG_INFO = map(_rule_info, (_ADD, _SUB, _MUL, _DIV, _NEG))
 assert all(i.fast for i in (_ADD_INFO, _SUB_INFO, _MUL_INFO, _DIV_INFO, _NEG_INFO))

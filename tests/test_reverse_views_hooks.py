@@ -125,12 +125,41 @@ def test_view_of_a_constant_shares_its_version_counter():
         y.backward()
 
 
-def test_writing_through_a_view_of_a_constant_buffer_is_refused():
-    # (the buffer's own graph would not see the write)
+def test_writing_through_an_index_view_reaches_the_base_graph():
+    w = leaf(1.0, 2.0)
     buf = rd.tensor(np.zeros((2, 2)))
     row = buf[0]
-    with pytest.raises(InplaceError, match="view"):
-        row[:] = leaf(1.0, 2.0)
+    row[:] = w * w                    # buf = [[w0^2, w1^2], [0, 0]]
+    assert buf.requires_grad and row.requires_grad
+    (buf * np.array([[1.0, 10.0], [100.0, 1000.0]])).sum().backward()
+    np.testing.assert_array_equal(w.grad, [2.0, 40.0])
+
+
+def test_augmented_assignment_on_a_slice_of_a_non_leaf():
+    # Python runs h[1:3] += y as: v = h[1:3]; v += y; h[1:3] = v
+    x = leaf(1.0, 2.0, 3.0)
+    h = x * 2
+    h[1:3] += x[0:2] * x[0:2]          # h = [2x0, 2x1 + x0^2, 2x2 + x1^2]
+    (h * h).sum().backward()
+    h0, h1, h2 = 2.0, 4.0 + 1.0, 6.0 + 4.0
+    np.testing.assert_allclose(x.grad, [2 * h0 * 2 + 2 * h1 * 2 * 1.0, 2 * h1 * 2 + 2 * h2 * 2 * 2.0,
+                                        2 * h2 * 2])
+
+
+def test_in_place_op_on_an_index_view_keeps_the_ops_original_value():
+    x = leaf(1.0, 2.0, 3.0)
+    h = x * 2
+    v = h[0:2]
+    v *= x[1:3]                       # h = [2 x0 x1, 2 x1 x2, 2 x2]
+    (h * h).sum().backward()
+    np.testing.assert_allclose(x.grad, [32.0, 160.0, 120.0])   # PyTorch's numbers
+
+
+def test_in_place_op_on_a_reshaped_view_is_refused():
+    h = leaf(1.0, 2.0) * 1
+    v = h.reshape(2, 1)
+    with pytest.raises(InplaceError, match="made by reshape"):
+        v += 1
 
 
 def test_views_do_not_keep_memory_alive():
