@@ -5,6 +5,8 @@ checks raise these (never ``assert``, which vanishes under ``python -O``).
 """
 from __future__ import annotations
 
+import numpy as np
+
 
 class ADError(Exception):
     """Base class of every error raised by dualad / reversead."""
@@ -28,3 +30,10 @@ class DerivativeDropError(ADError, TypeError):
 
 class NonNumericError(ADError, TypeError):
     """A function returned, or was given, something that is not a real number or array."""
+
+
+class SingularMatrixError(ADError, np.linalg.LinAlgError):
+    """A derivative that does not exist at a singular matrix (``log|det A|`` at ``det A = 0``).
+
+    A ``numpy.linalg.LinAlgError`` too, so code that catches NumPy's error catches this.
+    """
