@@ -210,7 +210,8 @@ def fuzzable_primitives() -> list[str]:
         path = _numpy_path(func)
         key = f"func:{path or getattr(func, '__name__', repr(func))}"
         if not _core.EXAMPLES.get(func):
-            EXCLUDED[key] = "no EXAMPLES: an index/query function with integer or boolean results"
+            EXCLUDED[key] = ("no EXAMPLES: its values are unspecified" if func is np.empty_like else
+                             "no EXAMPLES: an index/query function with integer or boolean results")
             continue
         if path is None:
             EXCLUDED[key] = "not reachable as np.<name> or np.linalg.<name>"
@@ -340,7 +341,8 @@ class _Builder:
         with np.errstate(all="ignore"):
             try:
                 return eval(expr, self.env)  # noqa: S307 - our own generated source
-            except (ValueError, IndexError, TypeError, np.linalg.LinAlgError) as err:
+            except (ValueError, IndexError, TypeError, ZeroDivisionError,  # (average's weights)
+                    np.linalg.LinAlgError) as err:
                 raise _Reject(f"{expr}: {err}") from err
 
     def emit(self, expr: str, op: str | None = None) -> str:
@@ -725,6 +727,28 @@ def _func_extremum_gap(values, kwargs) -> float:
     return _extremum_gap(values[0], kwargs.get("axis"))
 
 
+def _order_gap(default_axis):
+    """Smallest gap between neighbours in sorted order along the axes (sort and median have a
+    kink where two entries swap places)."""
+    def gap(values, kwargs) -> float:
+        v = np.asarray(values[0], dtype=np.float64)
+        axis = kwargs.get("axis", default_axis)
+        if v.ndim == 0:
+            return math.inf
+        axes = tuple(range(v.ndim)) if axis is None else tuple(np.atleast_1d(axis) % v.ndim)
+        v = np.moveaxis(v, axes, tuple(range(-len(axes), 0)))
+        v = np.sort(v.reshape(v.shape[:v.ndim - len(axes)] + (-1,)), axis=-1)
+        return float(np.min(np.diff(v, axis=-1), initial=math.inf))
+    return gap
+
+
+def _round_gap(values, kwargs) -> float:
+    """Distance from the points where np.round jumps (halfway between multiples of 10^-decimals)."""
+    scale = 10.0 ** kwargs.get("decimals", values[1] if len(values) > 1 else 0)
+    q = np.asarray(values[0], dtype=np.float64) * scale
+    return float(np.min(np.abs(np.abs(q - np.floor(q)) - 0.5), initial=math.inf)) / scale
+
+
 #: op id -> distance of the arguments from the op's kink (must exceed KINK_MARGIN)
 KINK_MARGINS: dict[str, Callable] = {
     "ufunc:absolute": lambda x: float(np.min(np.abs(x))),
@@ -738,6 +762,9 @@ KINK_MARGINS: dict[str, Callable] = {
     "func:np.linalg.norm": lambda values, kwargs: float(np.min(np.abs(values[0]))),
     "func:np.max": _func_extremum_gap, "func:np.amax": _func_extremum_gap,
     "func:np.min": _func_extremum_gap, "func:np.amin": _func_extremum_gap,
+    "func:np.ptp": _func_extremum_gap,
+    "func:np.sort": _order_gap(-1), "func:np.median": _order_gap(None),
+    "func:np.round": _round_gap, "func:np.around": _round_gap,
 }
 
 

@@ -11,7 +11,8 @@ The cases are generated from the table itself (``dualad.rules``):
 
 A primitive registered without examples or domain fails ``test_every_entry_has_examples``,
 except the functions of ``INDEX_FUNCTIONS`` below, which have integer/boolean results
-and no derivative: those are checked to return plain (untraced) results instead.
+(or unspecified values: empty_like) and no derivative: those are checked to return plain
+(untraced) results instead.
 """
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ INDEX_FUNCTIONS = {
     np.searchsorted: lambda x: np.searchsorted(np.sort(x.primal[0]), x[1]),
     np.any: lambda x: np.any(x, axis=0),
     np.all: lambda x: np.all(x),
+    # values unspecified (uninitialised memory), so only the shape is compared
+    np.empty_like: lambda x: np.empty_like(x).shape,
 }
 
 

@@ -1,10 +1,10 @@
 """The primitive table: one entry per primitive, serving both modes.
 
 Topics: ``elementwise`` (ufuncs), ``reductions``, ``shape`` (structural),
-``contractions`` (matmul, einsum, dot ...), ``linalg``. Importing this package
-fills the registries in ``core``.
+``contractions`` (matmul, einsum, dot ...), ``linalg``, ``creation`` (zeros_like,
+copy ...). Importing this package fills the registries in ``core``.
 """
-from . import contractions, elementwise, linalg, reductions, shape  # noqa: F401  (fill the table)
+from . import contractions, creation, elementwise, linalg, reductions, shape  # noqa: F401  (fill the table)
 from .core import (EXAMPLES, FUNCTION_IMPLS, NONDIFF_UFUNCS, RULES, UFUNC_RULES, Elementwise,
                    Linear, Rule, register_function)
 from .dispatch import array_function, array_ufunc, strip

@@ -369,3 +369,33 @@ def vdot(a, b):
         raise ValueError(f"np.vdot: cannot take the dot product of {shape_of(a)} and {shape_of(b)} "
                          "arrays: vectors have different lengths")
     return np.matmul(a_flat, b_flat)
+
+
+@register_function(np.cross, examples=[_ex((3,), (3,)), _ex((4, 3), (3,)), _ex((2, 3, 2), (2, 1, 3), axisa=1),
+                                       _ex((3, 2), (2, 3), axisa=0, axisc=0)])
+def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """NumPy's formulas on the components (bilinear: products and differences of the table)."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a, b = (x if getattr(x, "_ad_level", None) is not None else np.asarray(x) for x in (a, b))
+    if np.ndim(a) < 1 or np.ndim(b) < 1:
+        raise ValueError("At least one array has zero dimension")
+    a = np.moveaxis(a, normalize_axis(axisa, np.ndim(a)), -1)
+    b = np.moveaxis(b, normalize_axis(axisb, np.ndim(b)), -1)
+    na, nb = np.shape(a)[-1], np.shape(b)[-1]
+    if na != 3 or nb != 3:
+        # NumPy 2 deprecates 2-vectors (with a DeprecationWarning); only 3-vectors are supported
+        raise ValueError("np.cross of traced arrays supports 3-dimensional vectors only "
+                         f"(got {na} and {nb} components; 2-vectors are deprecated by NumPy)")
+    dtype = np.promote_types(_dtype(a), _dtype(b))
+    a, b = (x if _dtype(x) == dtype else x.astype(dtype) for x in (a, b))
+    a0, a1, a2 = (a[..., i] for i in range(3))
+    b0, b1, b2 = (b[..., i] for i in range(3))
+    cp = np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+    return np.moveaxis(cp, -1, normalize_axis(axisc, np.ndim(cp)))
+
+
+def _dtype(x):
+    while getattr(x, "_ad_level", None) is not None:
+        x = x._ad_primal()
+    return np.asarray(x).dtype

@@ -6,8 +6,8 @@ Numba) on the scalars inside the fused kernels of ``dualad.kernels``.
 Constants are Python floats so float32 stays float32 (NEP 50 weak scalars).
 
 Conventions at non-differentiable points (tested in tests/test_conventions.py):
-abs'(±0) = 0; sign' = 0; maximum/minimum ties split 0.5/0.5; sqrt'(0) = +inf;
-d(x**0)/dx = 0 (also at x = 0); d(0**y)/dy = 0; hypot'(0, 0) = 0.
+abs'(±0) = 0; sign' = 0 (also floor, rint, np.round ...); maximum/minimum ties split
+0.5/0.5; sqrt'(0) = +inf; d(x**0)/dx = 0 (also at x = 0); d(0**y)/dy = 0; hypot'(0, 0) = 0.
 """
 from __future__ import annotations
 
@@ -126,6 +126,20 @@ NONDIFF_UFUNCS.update({
 
 
 # -- functions that are elementwise but not ufuncs ----------------------------
+def _round(a, decimals=0, out=None):
+    # piecewise constant, as np.rint: the result is a plain array (zero derivative)
+    if out is not None:
+        raise TypeError("np.round(..., out=) is not supported for traced arrays (the result is a "
+                        "plain array without derivative; drop out=)")
+    return np.round(_plain(a), decimals)
+
+
+_ROUND_EXAMPLES = [lambda rng: ((rng.standard_normal((3, 4)),), {}),
+                   lambda rng: ((rng.standard_normal((4,)),), {"decimals": 1})]
+register_function(np.round, examples=_ROUND_EXAMPLES)(_round)
+register_function(np.around, examples=_ROUND_EXAMPLES)(_round)
+
+
 class _Select(Elementwise):
     """``where(c, x, y)``: the JVP *selects* tangents, ``where(c, x_dot, y_dot)``.
 

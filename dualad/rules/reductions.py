@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import kernels
 from .core import Linear, Rule, broadcast_view, normalize_axis, register_function, shift_axis
-from .shape import _ex, reshape
+from .shape import _ex, reshape, transpose
 
 _NOVALUE = np._NoValue
 
@@ -393,3 +393,133 @@ def cumprod(a, axis=None, dtype=None, out=None):
     a, axis = _scan_args(a, axis, "cumprod", dtype, out)
     return cumprod_rule(a, axis=axis)
 
+
+
+# -- differences: slices and a subtraction (the transpose of cumsum, up to the ends) --
+@register_function(np.diff, examples=[_ex((5,)), _ex((3, 4), 2, axis=0), _ex((2, 3), prepend=0.5),
+                                      _ex((2, 3), 1, 0, (1, 3), (2, 3))])
+def diff(a, n=1, axis=-1, prepend=_NOVALUE, append=_NOVALUE):
+    if n == 0:
+        return a
+    if n < 0:
+        raise ValueError("order must be non-negative but got " + repr(n))
+    if np.ndim(a) == 0:
+        raise ValueError("diff requires input that is at least one dimensional")
+    axis = normalize_axis(axis, np.ndim(a))
+    parts = [_diff_end(prepend, a, axis), a, _diff_end(append, a, axis)]
+    parts = [p for p in parts if p is not None]
+    if len(parts) > 1:
+        a = np.concatenate(parts, axis=axis)
+    lower = (slice(None),) * axis + (slice(None, -1),)
+    upper = (slice(None),) * axis + (slice(1, None),)
+    op = np.not_equal if getattr(_strip(a), "dtype", None) == np.bool_ else np.subtract
+    for _ in range(int(n)):
+        a = op(a[upper], a[lower])
+    return a
+
+
+def _diff_end(value, a, axis):
+    if value is _NOVALUE:
+        return None
+    if getattr(value, "_ad_level", None) is None:
+        value = np.asanyarray(value)
+    if np.ndim(value) == 0:  # a scalar is broadcast to one slice along the axis, as NumPy does
+        shape = list(np.shape(a))
+        shape[axis] = 1
+        value = np.broadcast_to(value, tuple(shape))
+    return value
+
+
+# -- statistics written with the primitives above ---------------------------------
+@register_function(np.ptp, examples=[_ex((3, 4)), _ex((3, 4), axis=0),
+                                     _ex((2, 3, 4), axis=(0, 2), keepdims=True)])
+def ptp(a, axis=None, out=None, keepdims=_NOVALUE):
+    _check_no_extras("ptp", out=out)
+    keepdims = False if keepdims is _NOVALUE else bool(keepdims)
+    axis = _axis_arg(axis)
+    return max_rule(a, axis=axis, keepdims=keepdims) - min_rule(a, axis=axis, keepdims=keepdims)
+
+
+def _example_average(shape, axis, weights_shape, **kwargs):
+    def make(rng):  # positive weights: a weight sum near zero would make a poor test point
+        return ((rng.standard_normal(shape), axis, rng.uniform(0.5, 1.5, weights_shape)), kwargs)
+    return make
+
+
+@register_function(np.average, examples=[_ex((3, 4)), _ex((3, 4), 0, keepdims=True),
+                                         _example_average((3, 4), 1, (4,)),
+                                         _example_average((2, 3), None, (2, 3), returned=True),
+                                         _example_average((2, 3, 4), [2, 0], (4, 2), keepdims=True)])
+def average(a, axis=None, weights=None, returned=False, *, keepdims=_NOVALUE):
+    """NumPy's ``average``; traced ``weights`` are differentiated too (the normaliser included)."""
+    a = _as_operand(a)
+    if axis is not None:
+        axis = tuple(normalize_axis(ax, np.ndim(a)) for ax in np.atleast_1d(axis))
+    keep = {} if keepdims is _NOVALUE else {"keepdims": keepdims}
+    if weights is None:
+        avg = mean(a, axis=axis, **keep)
+        scl = _strip(avg).dtype.type(np.size(_strip(a)) / np.size(_strip(avg)))
+    else:
+        w = _average_weights(_as_operand(weights), a, axis)
+        a_dtype, w_dtype = _strip(a).dtype, _strip(w).dtype
+        result_dtype = (np.result_type(a_dtype, w_dtype, "f8") if a_dtype.kind in "biu"
+                        else np.result_type(a_dtype, w_dtype))
+        a, w = _cast_to(a, result_dtype), _cast_to(w, result_dtype)  # NumPy's dtype=result_dtype
+        scl = sum(w, axis=axis, **keep)
+        if np.any(_strip(scl) == 0.0):
+            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+        avg = sum(a * w, axis=axis, **keep) / scl
+    if not returned:
+        return avg
+    if np.shape(scl) != np.shape(avg):
+        scl = np.broadcast_to(scl, np.shape(avg)) * 1  # (a new array, as NumPy's copy)
+    return avg, scl
+
+
+def _as_operand(x):
+    return x if getattr(x, "_ad_level", None) is not None else np.asanyarray(x)
+
+
+def _cast_to(x, dtype):
+    return x if _strip(x).dtype == dtype else x.astype(dtype)
+
+
+def _average_weights(w, a, axis):
+    """NumPy's checks of ``weights``, and ``weights`` set up to broadcast against ``a``."""
+    if np.shape(a) == np.shape(w):
+        return w
+    if axis is None:
+        raise TypeError("Axis must be specified when shapes of a and weights differ.")
+    if np.shape(w) != tuple(np.shape(a)[ax] for ax in axis):
+        raise ValueError("Shape of weights must be consistent with shape of a along specified axis.")
+    w = transpose(w, tuple(int(i) for i in np.argsort(axis)))
+    return reshape(w, tuple(n if ax in axis else 1 for ax, n in enumerate(np.shape(a))))
+
+
+def _median_weights(x, out_kept, axes):
+    """Weights of ``d median = sum(w * dx)``: each middle order statistic's share goes to the
+    elements equal to it, split equally among ties (as for max)."""
+    x = np.asarray(_strip(x))
+    moved = np.moveaxis(x, axes, tuple(range(-len(axes), 0)))
+    flat = moved.reshape(moved.shape[:moved.ndim - len(axes)] + (-1,))
+    n = flat.shape[-1]
+    middle = np.sort(flat, axis=-1)[..., [(n - 1) // 2, n // 2]]
+    w = np.zeros(flat.shape, dtype=x.dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a NaN slice: NaN weights (as max's)
+        for j in range(2):
+            hit = (flat == middle[..., j:j + 1]).astype(x.dtype)
+            w += 0.5 * hit / np.add.reduce(hit, axis=-1, keepdims=True)
+    return np.moveaxis(w.reshape(moved.shape), tuple(range(-len(axes), 0)), axes)
+
+
+median_rule = Weighted("median", _reduce_primal(np.median), _median_weights)
+
+
+@register_function(np.median, examples=[_ex((3, 4)), _ex((3, 4), axis=0), _ex((5,)),
+                                        _ex((2, 3, 4), axis=(0, 2), keepdims=True)])
+def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """The derivative takes the middle element(s), ties split equally (as for max)."""
+    _check_no_extras("median", out=out)
+    if np.size(_strip(a)) == 0:
+        raise ValueError("np.median of an empty traced array has no derivative")
+    return median_rule(a, axis=_axis_arg(axis), keepdims=bool(keepdims))

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import kernels
 from .core import Linear, expand_to, match_dtype, normalize_axis, register_function, unbroadcast
+from .dispatch import strip
 
 
 def _zeros_like_batched(x_shape, nb_shape, like):
@@ -375,15 +376,151 @@ def atleast_2d(*arys):
 
 @register_function(np.split, examples=[_ex((6, 2), 3), _ex((5,), [1, 3])])
 def split(ary, indices_or_sections, axis=0):
+    return _split(np.split, ary, indices_or_sections, axis)
+
+
+def _split(numpy_split, ary, indices_or_sections, axis):
     axis = normalize_axis(axis, np.ndim(ary))
     n = np.shape(ary)[axis]
-    pieces = np.split(np.arange(n), indices_or_sections)  # validates like NumPy
+    pieces = numpy_split(np.arange(n), indices_or_sections)  # NumPy's division points and errors
     out = []
     for piece in pieces:
         start = int(piece[0]) if len(piece) else n
         index = (slice(None),) * axis + (slice(start, start + len(piece)),)
         out.append(ary[index])
     return out
+
+
+@register_function(np.array_split, examples=[_ex((5, 2), 3), _ex((7,), [2, 5]), _ex((2, 5), 2, axis=1)])
+def array_split(ary, indices_or_sections, axis=0):
+    return _split(np.array_split, ary, indices_or_sections, axis)
+
+
+@register_function(np.hsplit, examples=[_ex((2, 4), 2), _ex((5,), [1, 3])])
+def hsplit(ary, indices_or_sections):
+    if np.ndim(ary) == 0:
+        raise ValueError("hsplit only works on arrays of 1 or more dimensions")
+    return split(ary, indices_or_sections, axis=1 if np.ndim(ary) > 1 else 0)
+
+
+@register_function(np.vsplit, examples=[_ex((4, 2), 2), _ex((5, 2, 2), [1, 3])])
+def vsplit(ary, indices_or_sections):
+    if np.ndim(ary) < 2:
+        raise ValueError("vsplit only works on arrays of 2 or more dimensions")
+    return split(ary, indices_or_sections, axis=0)
+
+
+def _asarray_unless_traced(a):
+    return a if _traced(a) else np.asanyarray(a)
+
+
+@register_function(np.column_stack, examples=[_ex([np.ones(3), np.arange(3.0)]),
+                                              _ex([np.ones((3, 2)), np.arange(3.0)])])
+def column_stack(tup):
+    arrays = [_asarray_unless_traced(a) for a in tup]
+    return concatenate([a if np.ndim(a) >= 2 else reshape(a, (-1, 1)) for a in arrays], axis=1)
+
+
+def _atleast_3d(a):
+    shape = np.shape(a)
+    if len(shape) >= 3:
+        return a
+    return reshape(a, {0: (1, 1, 1), 1: (1,) + shape + (1,), 2: shape + (1,)}[len(shape)])
+
+
+@register_function(np.dstack, examples=[_ex([np.ones(3), np.arange(3.0)]),
+                                        _ex([np.ones((2, 3)), np.ones((2, 3, 2))])])
+def dstack(tup):
+    return concatenate([_atleast_3d(_asarray_unless_traced(a)) for a in tup], axis=2)
+
+
+@register_function(np.append, examples=[_ex((2, 3), (4,)), _ex((2, 3), (1, 3), axis=0)])
+def append(arr, values, axis=None):
+    arr, values = _asarray_unless_traced(arr), _asarray_unless_traced(values)
+    if axis is None:
+        if np.ndim(arr) != 1:
+            arr = ravel(arr)
+        values = ravel(values)
+        axis = np.ndim(arr) - 1
+    return concatenate([arr, values], axis=axis)
+
+
+# -- gathers written as indexing (whose transpose, a scatter-add, accumulates repeated indices) --
+def _integer_indices(name, indices):
+    plain = np.asarray(strip(indices))
+    try:
+        return plain.astype(np.intp, casting="same_kind")  # NumPy's rule (booleans are 0 and 1)
+    except TypeError as err:
+        raise TypeError(f"np.{name}: indices must be integers, got dtype {plain.dtype}") from err
+
+
+@register_function(np.take, examples=[_ex((3, 4), np.array([0, 5, 5, 11])),
+                                      _ex((3, 4), np.array([[2, 0], [2, 2]]), axis=1),
+                                      _ex((5,), 3), _ex((3, 4), np.array([-1, 4]), axis=0, mode="wrap")])
+def take(a, indices, axis=None, out=None, mode="raise"):
+    if out is not None:
+        raise TypeError("np.take(..., out=) is not supported for traced arrays")
+    if not _traced(a):  # a plain array with traced indices: indices have no derivative
+        return np.take(a, strip(indices), axis=axis, mode=mode)
+    idx = _integer_indices("take", indices)
+    if axis is None:
+        a, axis = reshape(a, -1), 0
+    axis = normalize_axis(axis, np.ndim(a))
+    n = np.shape(a)[axis]
+    if mode in ("wrap", "clip") and n == 0:
+        raise IndexError("cannot do a non-empty take from an empty axes.")
+    if mode == "wrap":
+        idx = np.mod(idx, n)
+    elif mode == "clip":
+        idx = np.clip(idx, 0, n - 1)
+    elif mode != "raise":
+        raise ValueError(f"np.take: mode must be 'raise', 'wrap' or 'clip', got {mode!r}")
+    return a[(slice(None),) * axis + (int(idx) if idx.ndim == 0 else idx,)]
+
+
+@register_function(np.take_along_axis, examples=[_ex((3, 4), np.array([[3], [0], [3]]), axis=1),
+                                                 _ex((3, 4), np.array([[2, 2, 0, 1]]), axis=0),
+                                                 _ex((6,), np.array([5, 0, 5]), axis=None)])
+def take_along_axis(arr, indices, axis=-1):
+    if not _traced(arr):
+        return np.take_along_axis(arr, strip(indices), axis=axis)
+    indices = np.asarray(strip(indices))
+    if indices.dtype.kind not in "iu":
+        raise IndexError("`indices` must be an integer array")
+    if axis is None:
+        if indices.ndim != 1:
+            raise ValueError("when axis=None, `indices` must have a single dimension.")
+        arr, axis = reshape(arr, -1), 0
+    axis = normalize_axis(axis, np.ndim(arr))
+    if np.ndim(arr) != indices.ndim:
+        raise ValueError("`indices` and `arr` must have the same number of dimensions")
+    return arr[_along_axis_index(np.shape(arr), indices, axis)]
+
+
+def _along_axis_index(shape, indices, axis):
+    """NumPy's fancy index for take_along_axis: ``indices`` on ``axis``, open ranges elsewhere."""
+    ones = (1,) * indices.ndim
+    return tuple(indices if d == axis else np.arange(n).reshape(ones[:d] + (-1,) + ones[d + 1:])
+                 for d, n in enumerate(shape))
+
+
+@register_function(np.sort, examples=[_ex((3, 4)), _ex((3, 4), axis=0), _ex((2, 3), axis=None)])
+def sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """The derivative follows the permutation (a stable argsort of the values; a tie is a kink)."""
+    if order is not None:
+        raise ValueError("np.sort(..., order=) needs a structured array; traced arrays have no fields")
+    np.sort(np.zeros(1), kind=kind, stable=stable)  # NumPy's errors for a wrong kind/stable
+    if axis is None:
+        a, axis = reshape(a, -1), -1
+    perm = np.argsort(strip(a), axis=axis, kind="stable")
+    return take_along_axis(a, perm, axis=axis)
+
+
+# -- structural one-liners: their derivatives come from the index map ------------
+fliplr_rule = _structural(np.fliplr, examples=[_ex((3, 4)), _ex((2, 3, 2))])
+flipud_rule = _structural(np.flipud, examples=[_ex((3,)), _ex((3, 4))])
+rot90_rule = _structural(np.rot90, examples=[_ex((3, 4)), _ex((3, 4), 3), _ex((2, 3, 4), -2, [2, 0])])
+diagflat_rule = _structural(np.diagflat, examples=[_ex((3,)), _ex((2, 2), -1)])
 
 
 # -- assignment: x[index] = v as a pure function of (x, v) ---------------------
