@@ -127,7 +127,7 @@ class _Flat:
                 if block.shape != expected:
                     raise AssertionError(f"Jacobian block has shape {block.shape}, expected {expected} "
                                          f"(f(x).shape {tuple(out_shape)} + x.shape {tuple(shape)})")
-                cols.append(block.reshape(size_out, -1))
+                cols.append(block.reshape(size_out, math.prod(shape)))  # (-1 fails for empty outputs)
             rows.append(np.concatenate(cols, axis=1))
         return np.concatenate(rows, axis=0) if rows else np.zeros((0, self.n))
 
