@@ -44,6 +44,9 @@ class Dual:
             t = as_float_array(tangent, "Dual tangent")
             if t.ndim > 1:
                 raise TypeError(f"Dual tangent must be a float or a 1-D array of k directions, got shape {t.shape}")
+            dtype = getattr(primal, "dtype", None)
+            if dtype is not None and not getattr(primal, "_ad_forward", False):
+                t = t.astype(dtype, copy=False)  # the primal's float dtype (float32 stays float32)
             tangent = t[()] if t.ndim == 0 else t
         self.primal = primal
         self.tangent = tangent
@@ -68,6 +71,11 @@ class Dual:
 
     def __repr__(self) -> str:
         return f"Dual({self.primal!r}, {self.tangent!r})"
+
+    def __format__(self, spec):
+        """``f"{d:.3f}"`` formats the primal: printing a value being differentiated is display
+        only (the string carries no derivative; ``float(d)`` still refuses)."""
+        return format(self.primal, spec) if spec else str(self)
 
     # -- arithmetic: each operator is its ufunc's rule --
     def __add__(self, other):

@@ -75,7 +75,68 @@ def apply(rule, xs, static):
     # a tangent has its primal's float dtype: float32 tangents joined to a float64 constant
     # (concatenate, stack) become float64 with the primal; float64 partials of float32 values
     # do not make float32 tangents float64
-    return DualArray._make(out, match_dtype(out_t, out), tag)
+    out_t = match_dtype(out_t, out)
+    if _fresh(out, primals) and _fresh(out_t, tangents):  # new buffers (most ops): no view to link
+        return DualArray._make(out, out_t, tag)
+    return _linked(rule, xs, static, tangents, out, out_t, tag)
+
+
+def _fresh(a, inputs) -> bool:
+    """``a`` is an array that owns its memory and is none of ``inputs``."""
+    if type(a) is not np.ndarray or a.base is not None:
+        return False
+    for b in inputs:
+        if b is a:
+            return False
+    return True
+
+
+def _linked(rule, xs, static, tangents, out, out_t, tag):
+    """The result of ``rule`` where it may share memory with an input: a view of an input
+    (basic indexing, reshape, transpose ...) becomes a view in both primal and tangent, so
+    that in-place writes through either reach both; a tangent shared without its primal
+    (``x + 0``, ``x[2]``) is copied."""
+    base = detached = None
+    for x, t in zip(xs, tangents):
+        if t is not None and type(x) is DualArray and _aliases(out, x.primal):
+            owner = x if x._base is None else x._base
+            if owner._views is None and owner._start_views():
+                return apply(rule, xs, static)  # x's buffers were replaced: view the new ones
+            base = owner
+            detached = not _aliases(out_t, t) or (x is not owner and owner._views.is_detached(x))
+            break
+    if base is None or detached:  # a tangent is shared only along with its primal
+        for t in tangents:
+            if t is not None and _aliases(out_t, t):
+                out_t = out_t.copy()
+                break
+    result = DualArray._make(out, out_t, tag)
+    if base is not None:
+        result._base = base
+        # detached, e.g. np.flip: a primal view with a gathered tangent; writes refused while alive
+        base._views.add(result, rule.name if detached else None)
+    return result
+
+
+def _aliases(a, b) -> bool:
+    """Whether ``a`` is ``b`` or a view of its memory (for duals: of the same buffers)."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is np.ndarray:
+        if a.base is None or type(b) is not np.ndarray:
+            return False
+        # NumPy points a view's base at the array owning the memory: compare owners first
+        owner_a, owner_b = a.base, (b if b.base is None else b.base)
+        if owner_a is owner_b:
+            return True
+        if type(owner_a) is np.ndarray and owner_a.base is None and type(owner_b) is np.ndarray \
+                and owner_b.base is None:
+            return False  # two separate allocations
+        return np.may_share_memory(a, b)
+    if kind is DualArray and type(b) is DualArray:
+        return (a if a._base is None else a._base) is (b if b._base is None else b._base)
+    return False
 
 
 def _batched(t, x):
