@@ -9,7 +9,7 @@ indexing, reshape, transpose ...), the result's primal and tangent are views of
 its base's primal and tangent (``dualad.forward.apply`` links the two arrays), and
 ``x[i] = v``, ``x += v`` and ``out=`` write into the existing buffers, so a write
 through a view reaches its base in both. A write that cannot keep primal and
-tangent in step raises :class:`InPlaceError` instead.
+tangent in step raises :class:`InplaceError` instead.
 """
 from __future__ import annotations
 
@@ -20,17 +20,12 @@ import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from . import forward
-from .errors import ADError, DerivativeDropError, PerturbationError, ShapeError
+from .errors import DerivativeDropError, InplaceError, PerturbationError, ShapeError
 from .rules import RULES
 from .rules.core import expand_to
 from .rules.dispatch import array_function, array_ufunc
 from .rules.methods import ArrayMethods
 from .rules.shape import _check_unique, _is_basic, _prefixed, check_index, getitem_rule, setitem_rule
-
-
-class InPlaceError(ADError, ValueError):
-    """An in-place write (``x[i] = v``, ``x += v``, ``out=``) that dualad cannot apply to a
-    DualArray's primal and tangent alike, so it refuses it rather than let them disagree."""
 
 
 def as_float_array(x: Any, what: str = "input") -> np.ndarray:
@@ -265,7 +260,7 @@ class DualArray(ArrayMethods, NDArrayOperatorsMixin):
                 self._own_buffers()  # e.g. an input seeded by a transform: never the caller's array
                 self._views = None
             elif _read_only(self._t) and not _read_only(self.primal):
-                raise InPlaceError("in-place write to a DualArray view whose tangent is read-only "
+                raise InplaceError("in-place write to a DualArray view whose tangent is read-only "
                                    "(a broadcast); write into a copy (x = x.copy())")
             # (a read-only primal view, e.g. of np.broadcast_to: NumPy's own error below)
         primal, tangent = self.primal, self._t
@@ -291,7 +286,7 @@ class DualArray(ArrayMethods, NDArrayOperatorsMixin):
         tangent): x is rebuilt out of place and takes new buffers. Not while views of x are
         alive, or for a view: those would keep the old buffers."""
         if self._base is not None or (self._views is not None and self._views.alive()):
-            raise InPlaceError(
+            raise InplaceError(
                 f"in-place write of a {type(value).__name__} carrying derivatives of another "
                 "differentiation level (a nested transform such as hessian, or a newer one) into a "
                 "DualArray that shares memory with a view (x[i] = v, x += v, out=; through a view, "
@@ -426,7 +421,7 @@ class _Views:
         """Raise while a detached view is alive: a write would change its primal, not its tangent."""
         self.detached = [(ref, op) for ref, op in self.detached if ref() is not None]
         if self.detached:
-            raise InPlaceError(
+            raise InplaceError(
                 f"in-place write to a DualArray that shares memory with the result of {self.detached[0][1]} "
                 "while that result is alive: it views the primal, but its tangent is a copy, so the two "
                 "would disagree. Copy that result (e.g. np.flip(x).copy()), or write first")

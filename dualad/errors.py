@@ -37,3 +37,12 @@ class SingularMatrixError(ADError, np.linalg.LinAlgError):
 
     A ``numpy.linalg.LinAlgError`` too, so code that catches NumPy's error catches this.
     """
+
+
+class InplaceError(ADError, RuntimeError, ValueError):
+    """An in-place write that would make a derivative wrong, refused instead.
+
+    dualad: a write it cannot apply to a DualArray's primal and tangent alike. reversead:
+    in-place on a leaf that requires grad, or on a view it cannot write through (a
+    RuntimeError there, as PyTorch raises).
+    """

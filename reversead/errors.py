@@ -1,15 +1,11 @@
 """Errors of the reverse mode; PyTorch's key phrases are kept so people can search them."""
 from __future__ import annotations
 
-from dualad.errors import ADError, ShapeError
+from dualad.errors import ADError, InplaceError, ShapeError
 
 
 class BackwardError(ADError, RuntimeError):
     """Backward cannot run: freed graph, modified saved value, nothing requires grad ..."""
-
-
-class InplaceError(ADError, RuntimeError):
-    """An in-place operation that would make a gradient wrong."""
 
 
 __all__ = ["ADError", "BackwardError", "InplaceError", "ShapeError"]

@@ -12,7 +12,7 @@ import pytest
 import dualad
 import reversead
 from dualad import DerivativeDropError, Dual, DualArray, PerturbationError, ShapeError
-from dualad.array import InPlaceError
+from dualad.errors import InplaceError
 from dualad.testing import numerical_jacobian
 
 
@@ -207,7 +207,7 @@ def test_in_place_writes_in_nested_transforms():
         flipped = np.flip(y)
         flipped[0] = x[0] ** 2  # a view whose tangent is a copy: refused, as in one transform
         return np.sum(y)
-    with pytest.raises(InPlaceError, match="flip"):
+    with pytest.raises(InplaceError, match="flip"):
         dualad.hessian(through_flip, x)
 
 
@@ -221,7 +221,7 @@ def test_a_view_whose_tangent_is_a_copy_refuses_writes_while_alive():
         total = np.sum(np.flip(x))  # the flipped view is gone before the write
         x[0] = total
         return x
-    with pytest.raises(InPlaceError, match="flip"):
+    with pytest.raises(InplaceError, match="flip"):
         dualad.jvp(write_while_flipped, np.ones(3), np.ones(3))
     check_jvp_against_numpy(write_after, np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.5, 2.0]))
     check_jvp_against_numpy(lambda x: (np.flip(x).copy().__setitem__(0, 5.0), x * 2.0)[1],
@@ -247,7 +247,7 @@ def test_a_newer_derivative_written_into_a_viewed_array_raises():
             return b
         dualad.derivative(inner, 1.0)
         return tail
-    with pytest.raises(InPlaceError, match="shares memory with a view"):
+    with pytest.raises(InplaceError, match="shares memory with a view"):
         dualad.jacobian(outer, np.ones(3))
 
 
