@@ -15,7 +15,7 @@ from dualad.array import DualArray, as_float_array
 from dualad.errors import NonNumericError, ShapeError
 from dualad.rules import strip
 from dualad.transforms import _call
-from dualad.transforms import _leaves as _split_leaves
+from dualad.transforms import _flatten
 
 from .grad_mode import is_grad_enabled
 from .graph import run_backward
@@ -43,20 +43,21 @@ def _nested() -> bool:
     return _nesting.depth > 0 and is_grad_enabled()
 
 
-def _call_f(f, tensors, unpack):
+def _call_f(f, tensors, inputs):
     _nesting.depth += 1
     try:
-        return _call(f, tensors, unpack)
+        return _call(f, tensors, inputs)
     finally:
         _nesting.depth -= 1
 
 
 def _leaves(x, nested=False):
-    """The input convention of both modes (float, array or a tuple/list of them).
+    """The input convention of both modes: the leaves of ``x`` (a float, an array, or tuples and
+    lists of them, nested) and its structure (``dualad.transforms._Inputs``).
 
     ``nested``: a Tensor that requires grad stays a Tensor (see :func:`_track`).
     """
-    return _split_leaves(x, _leaf_nested if nested else _leaf)
+    return _flatten(x, _leaf_nested if nested else _leaf)
 
 
 def _leaf(v, name):
@@ -151,9 +152,9 @@ def vjp(f: Callable, x: Any, u: Any):
     array([2., 4.])
     """
     nested = _nested()
-    leaves, unpack = _leaves(x, nested)
+    leaves, inputs = _leaves(x, nested)
     tensors = _track(leaves)
-    outs, rebuild = _outputs(_call_f(f, tensors, unpack))
+    outs, rebuild = _outputs(_call_f(f, tensors, inputs))
     us, _ = _outputs(u) if isinstance(u, (tuple, list, dict)) else ([u], None)
     if len(us) != len(outs):
         raise ShapeError(f"vjp: u has {len(us)} parts but f returned {len(outs)} outputs")
@@ -172,8 +173,8 @@ def vjp(f: Callable, x: Any, u: Any):
     grads = _grads_or_zeros(tensors, grads)
     if nested:
         grads = _kept(grads)
-        return rebuild(_kept(outs)), (tuple(grads) if unpack else grads[0])
-    return rebuild([o.data for o in outs]), (tuple(grads) if unpack else grads[0])
+        return rebuild(_kept(outs)), inputs.unflatten(grads)
+    return rebuild([o.data for o in outs]), inputs.unflatten(grads)
 
 
 def gradient(f: Callable, x: Any):
@@ -186,9 +187,9 @@ def gradient(f: Callable, x: Any):
     array([2., 4., 6.])
     """
     nested = _nested()
-    leaves, unpack = _leaves(x, nested)
+    leaves, inputs = _leaves(x, nested)
     tensors = _track(leaves)
-    out = _call_f(f, tensors, unpack)
+    out = _call_f(f, tensors, inputs)
     if isinstance(out, (tuple, list, dict)) or np.ndim(strip(out.data if isinstance(out, Tensor) else out)) != 0:
         shape = type(out).__name__ if isinstance(out, (tuple, list, dict)) else \
             f"shape {tuple(np.shape(strip(out.data if isinstance(out, Tensor) else out)))}"
@@ -202,7 +203,7 @@ def gradient(f: Callable, x: Any):
     grads = _grads_or_zeros(tensors, grads, internal_root=True)
     if nested:
         grads = _kept(grads)
-    return tuple(grads) if unpack else grads[0]
+    return inputs.unflatten(grads)
 
 
 def jacobian(f: Callable, x: Any, chunk: int | None = None, executor=None):
@@ -229,9 +230,9 @@ def jacobian(f: Callable, x: Any, chunk: int | None = None, executor=None):
         from dualad import parallel
         return parallel.reverse_jacobian(f, x, chunk, executor)
     nested = _nested()
-    leaves, unpack = _leaves(x, nested)
+    leaves, inputs = _leaves(x, nested)
     tensors = _track(leaves)
-    outs, rebuild = _outputs(_call_f(f, tensors, unpack))
+    outs, rebuild = _outputs(_call_f(f, tensors, inputs))
     n = sum(t.size for t in tensors)
     itemsize = max(np.dtype(strip(t.data).dtype).itemsize for t in tensors)
     results = []
@@ -244,17 +245,17 @@ def jacobian(f: Callable, x: Any, chunk: int | None = None, executor=None):
             last = oi == len(outs) - 1 and start + b >= m
             parts.append(_backward_rows(out, tensors, start, b, retain_graph=nested or not last,
                                         create_graph=nested))
-        results.append(_jacobian_blocks(parts, out, tensors, unpack))
+        results.append(_jacobian_blocks(parts, out, tensors, inputs))
     return rebuild(results)
 
 
-def _jacobian_blocks(parts, out, tensors, unpack):
+def _jacobian_blocks(parts, out, tensors, inputs):
     """One output's Jacobian from its row batches (``parts[j][i]``: rows of input i)."""
     blocks = []
     for i, t in enumerate(tensors):
         stacked = parts[0][i] if len(parts) == 1 else np.concatenate([p[i] for p in parts], axis=0)
         blocks.append(np.reshape(stacked, out.shape + t.shape))
-    return tuple(blocks) if unpack else blocks[0]
+    return inputs.unflatten(blocks)
 
 
 def _pick_rows(chunk, n, itemsize):
@@ -297,9 +298,8 @@ def hessian(f: Callable, x: Any, executor=None):
     if _nested():  # (inside another transform: reverse over reverse, which composes)
         return jacobian(lambda *a: gradient(f, a if len(a) > 1 or isinstance(x, (tuple, list)) else a[0]), x)
     import dualad
-    leaves, unpack = _leaves(x)
-    return dualad.jacobian(lambda *a: gradient(f, tuple(a) if unpack else a[0]),
-                           tuple(leaves) if unpack else leaves[0])
+    leaves, inputs = _leaves(x)
+    return dualad.jacobian(lambda *a: gradient(f, a if inputs else a[0]), inputs.unflatten(leaves))
 
 
 def hvp(f: Callable, x: Any, v: Any):
@@ -314,9 +314,8 @@ def hvp(f: Callable, x: Any, v: Any):
     if _nested():  # (inside another transform: vᵀH = (Hv)ᵀ by reverse over reverse)
         return vjp(lambda *a: gradient(f, a if len(a) > 1 or isinstance(x, (tuple, list)) else a[0]), x, v)[1]
     import dualad
-    leaves, unpack = _leaves(x)
-    return dualad.jvp(lambda *a: gradient(f, tuple(a) if unpack else a[0]),
-                      tuple(leaves) if unpack else leaves[0], v)[1]
+    leaves, inputs = _leaves(x)
+    return dualad.jvp(lambda *a: gradient(f, a if inputs else a[0]), inputs.unflatten(leaves), v)[1]
 
 
 del math

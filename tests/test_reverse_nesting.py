@@ -92,3 +92,25 @@ def test_user_tape_code_gets_plain_arrays_at_the_top_level():
     g = rd.gradient(lambda v: np.sum(v * w), np.ones(2))
     assert type(g) is np.ndarray
     np.testing.assert_allclose(g, [1.0, 2.0])
+
+
+def test_nested_tuple_inputs_keep_their_structure_as_in_dualad():
+    f = lambda a, b: a * b[0] + np.sum(b[1] ** 2)
+    x = (2.0, (3.0, np.array([1.0, 2.0])))
+    g = rd.gradient(f, x)
+    assert isinstance(g, tuple) and isinstance(g[1], tuple)
+    np.testing.assert_allclose(g[0], 3.0)
+    np.testing.assert_allclose(g[1][0], 2.0)
+    np.testing.assert_allclose(g[1][1], [2.0, 4.0])
+    for name in ("gradient", "jacobian", "hessian"):
+        r, d = getattr(rd, name)(f, x), getattr(da, name)(f, x)
+        for a, b in zip(_leaves(r), _leaves(d)):
+            np.testing.assert_allclose(a, b)
+    np.testing.assert_allclose(rd.vjp(f, x, 1.0)[1][1][1], [2.0, 4.0])
+    np.testing.assert_allclose(rd.hvp(f, x, (1.0, (0.0, np.zeros(2))))[1][0], 1.0)
+
+
+def _leaves(tree):
+    if isinstance(tree, (tuple, list)):
+        return [leaf for item in tree for leaf in _leaves(item)]
+    return [tree]
