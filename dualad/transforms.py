@@ -133,8 +133,18 @@ def _flatten_like(value, tree, path, flat, paths):
         _flatten_like(val, sub, f"{path}[{i}]", flat, paths)
 
 
+_REVERSE_OVER_FORWARD = (
+    "dualad's dual numbers can flow through reversead's tape (forward over reverse: the dualad "
+    "transform outside, e.g. dualad.jacobian(lambda x: reversead.gradient(f, x))), but a tape "
+    "cannot flow through a dualad transform (reverse over forward). Inside a reversead transform "
+    "differentiate with reversead (a nested reversead.gradient, reversead.hessian), or pass "
+    "tensor.detach() where no derivative is wanted")
+
+
 def _leaf(v, name):
     if getattr(v, "_ad_level", None) is not None:
+        if not getattr(v, "_ad_forward", False):
+            raise DerivativeDropError(f"dualad: {name} is a reversead Tensor. {_REVERSE_OVER_FORWARD}")
         return v  # already traced: an outer differentiation is running (nesting)
     if isinstance(v, (dict, set, str, bytes)) or v is None:
         raise NonNumericError(f"{name} must be a float or a real array, got {type(v).__name__}")
@@ -181,7 +191,10 @@ def _run(f, seeded, unpack, tag):
 def _check_escaped(value, path):
     """Raise if ``value`` carries the perturbation of a transform that is no longer running."""
     while not isinstance(value, _PLAIN) and getattr(value, "_ad_level", None) is not None:
-        tag = value.tag if getattr(value, "_ad_forward", False) else 0
+        if not getattr(value, "_ad_forward", False):
+            raise DerivativeDropError(f"dualad: {path} is a reversead Tensor (f used one, made "
+                                      f"or closed over). {_REVERSE_OVER_FORWARD}")
+        tag = value.tag
         if tag and tag not in _running:
             raise PerturbationError(
                 f"dualad: {path} carries the perturbation of a transform that has already returned "

@@ -114,3 +114,14 @@ def _leaves(tree):
     if isinstance(tree, (tuple, list)):
         return [leaf for item in tree for leaf in _leaves(item)]
     return [tree]
+
+
+@pytest.mark.parametrize("call", [
+    lambda: rd.gradient(lambda x: x * da.derivative(lambda y: x + y, 1.0), 1.0),
+    lambda: rd.jacobian(lambda x: da.gradient(lambda y: np.sum(x * y ** 2), x), np.array([1.0, 2.0])),
+    lambda: rd.gradient(lambda x: da.jvp(lambda y: x * y, 1.0, 1.0)[1], 2.0),
+], ids=["derivative-closure", "gradient-of-tensor", "jvp-closure"])
+def test_reverse_over_forward_is_refused_clearly(call):
+    # (the tape may hold duals, never the reverse): a clear error, not an AttributeError inside
+    with pytest.raises(da.DerivativeDropError, match="reverse over forward"):
+        call()
