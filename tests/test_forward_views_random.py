@@ -2,7 +2,8 @@
 
 Each program makes ``z = x * 1.0`` (4 x 3), takes views of it and of its views (basic slices,
 ``.T``, a reshape of ``z`` itself: views in NumPy too) and writes in place through any of them
-(``*=``, ``+=``, ``x[i] = ...``, ``out=``), mixing in traced scalars of ``x``. The primal must be
+(``*=``, ``+=``, ``x[i] = ...``, ``out=``), mixing in traced scalars of ``x``, and makes new
+arrays ``a + c`` (whose tangent an op may share with ``a``'s). Every array's final state counts. The primal must be
 NumPy's result on plain arrays and the tangent the central difference of that result (the
 programs are low-degree polynomials of ``x``, so the difference is accurate).
 """
@@ -22,7 +23,7 @@ def make_program(seed, steps=6):
     plan = []
     n_arrays = 1                       # arrays[0] is z; every view appends one
     for _ in range(steps):
-        kind = rng.integers(0, 4)
+        kind = rng.integers(0, 5)
         src = int(rng.integers(0, n_arrays))
         if kind == 0:
             plan.append(("slice", src, SLICES[rng.integers(0, len(SLICES))]))
@@ -33,8 +34,11 @@ def make_program(seed, steps=6):
         elif kind == 2:
             plan.append(("iop", src, (int(rng.integers(0, 3)), float(rng.uniform(-2, 2)),
                                       (int(rng.integers(0, 4)), int(rng.integers(0, 3))))))
-        else:
+        elif kind == 3:
             plan.append(("out", src, float(rng.uniform(0.5, 1.5))))
+        else:  # a new array whose tangent an op may hand over from its input (a + c)
+            plan.append(("plus", src, float(rng.uniform(-1, 1))))
+            n_arrays += 1
 
     def program(x):
         arrays = [x * 1.0]
@@ -47,6 +51,8 @@ def make_program(seed, steps=6):
                 arrays.append(a.T)
             elif op == "reshape":
                 arrays.append(a.reshape(3, 4))
+            elif op == "plus":
+                arrays.append(a + arg)
             elif op == "iop":
                 how, c, (i, j) = arg
                 traced = x[i, j]
@@ -62,7 +68,7 @@ def make_program(seed, steps=6):
                 if np.ndim(a) == 0:
                     continue
                 np.multiply(a, arg, out=a)
-        return arrays[0]
+        return arrays[0] + sum(np.sum(a) for a in arrays[1:])  # (every array's final state)
     return program
 
 
