@@ -102,9 +102,9 @@ def format_table(reports) -> str:
 
 def sizes(f: Callable, x: Any) -> tuple[int, int]:
     """``(n, m)``: number of inputs and of outputs of ``f`` at ``x`` (one plain evaluation)."""
-    leaves, unpack = transforms._leaves(x)
+    leaves, inputs = transforms._flatten(x)
     n = sum(int(np.size(v)) for v in leaves)
-    out = f(*leaves) if unpack else f(leaves[0])
+    out = transforms._call(f, leaves, inputs)
     outs = out if isinstance(out, (tuple, list)) else [out]
     return n, sum(int(np.size(o)) for o in outs)
 
@@ -187,9 +187,9 @@ def compare(f: Callable, x: Any, *, name: str = "f", repeats: int = 5, memory: b
 
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    leaves, unpack = transforms._leaves(x)
+    leaves, inputs = transforms._flatten(x)
     n, m = sizes(f, x)
-    call = (lambda: f(*leaves)) if unpack else (lambda: f(leaves[0]))
+    call = lambda: transforms._call(f, leaves, inputs)  # noqa: E731
     runs = {"forward": lambda: transforms.jacobian(f, x, chunk=chunk),
             "reverse": lambda: reversead.jacobian(f, x, chunk=chunk)}
     results = {mode: run() for mode, run in runs.items()}  # warm-up (compiles kernels) and values

@@ -243,7 +243,7 @@ def forward_jacobian(f, x, chunk, executor, scalar_output=None, where=None):
     if T._is_numba_dispatcher(f):
         raise NotImplementedError(f"{where}: executor= is not supported for @njit functions (their chunks "
                                   "run inside compiled code); pass the plain Python function or drop executor=")
-    leaves, unpack = T._leaves(x)
+    leaves, unpack = T._flatten(x)
     check_untraced(leaves, where)
     check_picklable(f, executor, where)
     n = sum(math.prod(np.shape(v)) for v in leaves)
@@ -261,8 +261,8 @@ def forward_hessian(f, x, chunk, executor):
     from . import transforms as T
     check_executor(executor, "dualad.hessian")
     check_picklable(f, executor, "dualad.hessian")
-    leaves, unpack = T._leaves(x)
-    return forward_jacobian(_ForwardGradient(f, unpack, chunk), tuple(leaves) if unpack else leaves[0], chunk,
+    leaves, unpack = T._flatten(x)
+    return forward_jacobian(_ForwardGradient(f, unpack, chunk), unpack.unflatten(leaves), chunk,
                             executor, where="dualad.hessian")
 
 
@@ -272,7 +272,7 @@ def reverse_hessian(f, x, executor):
     check_executor(executor, "reversead.hessian")
     check_picklable(f, executor, "reversead.hessian")
     leaves, unpack = R._leaves(x)
-    return forward_jacobian(_ReverseGradient(f, unpack), tuple(leaves) if unpack else leaves[0], None,
+    return forward_jacobian(_ReverseGradient(f, unpack), unpack.unflatten(leaves), None,
                             executor, where="reversead.hessian")
 
 

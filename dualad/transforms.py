@@ -36,27 +36,12 @@ TANGENT_BUDGET = 32 * 2**20
 
 
 # -- inputs -------------------------------------------------------------------
-def _leaves(x, leaf=None) -> tuple[list, bool]:
-    """The input leaves and whether ``f`` takes them unpacked (tuple/list input), one level deep.
-
-    ``leaf(v, name)`` checks and converts one input (this module's ``_leaf`` by default;
-    reverse mode passes its own). A nested tuple/list is one array leaf here; dualad's
-    transforms use ``_flatten``, which keeps the nesting (see ``_Inputs``).
-    """
-    leaf = _leaf if leaf is None else leaf
-    if isinstance(x, (tuple, list)):
-        if not x:
-            raise ValueError("no inputs to differentiate with respect to (empty tuple/list)")
-        return [leaf(v, f"x[{i}]") for i, v in enumerate(x)], True
-    return [leaf(x, "x")], False
-
-
 class _Inputs:
     """The structure of the inputs ``x``: a leaf, or a tuple/list of structures (any depth).
 
     ``f`` is called as ``f(*x)`` for a tuple/list ``x``; ``unflatten`` puts one value per
     leaf (a derivative, a seed) back into that structure. Truthy exactly when ``f`` takes
-    its inputs unpacked, so it stands in for the ``unpack`` flag of ``_leaves``.
+    its inputs unpacked, so it reads as a flag "does f take its inputs unpacked".
     """
 
     __slots__ = ("tree",)
@@ -84,7 +69,10 @@ def _build(tree, values):
 
 
 def _flatten(x, leaf=None, name="x", leaves=None):
-    """``(leaves, _Inputs)``: the converted input leaves in order (depth first) and their structure."""
+    """``(leaves, _Inputs)``: the converted input leaves in order (depth first) and their structure.
+
+    ``leaf(v, name)`` checks and converts one input (this module's ``_leaf`` by default;
+    reverse mode passes its own)."""
     leaf = _leaf if leaf is None else leaf
     top = leaves is None
     if top and not isinstance(x, (tuple, list)):
@@ -158,7 +146,7 @@ def _is_numba_dispatcher(f) -> bool:
 
 
 def _call(f, leaves, unpack):
-    """``f`` on the leaves: ``unpack`` is an ``_Inputs`` structure or ``_leaves``'s flag."""
+    """``f`` on the leaves: ``unpack`` is an ``_Inputs`` structure (or a plain flag)."""
     if isinstance(unpack, _Inputs):
         return unpack.call(f, leaves)
     return f(*leaves) if unpack else f(leaves[0])
@@ -438,7 +426,7 @@ def _jacobian_passes(f, x, chunk, scalar_output=None):
 def _forward_pass(f, leaves, unpack, start, kc, scalar_output=None):
     """One chunk: seed directions ``start .. start+kc``, run ``f``; (primal tree, tangent tree (kc, *S)).
 
-    ``unpack``: an ``_Inputs`` structure (or ``_leaves``'s flag). A scalar output's tangents
+    ``unpack``: an ``_Inputs`` structure (or a plain flag). A scalar output's tangents
     (``scalar_output``: gradient) have the inputs' float dtype.
     """
     tag = new_tag()
@@ -487,7 +475,7 @@ def _tree_zip_concat(parts):
 def _columns_to_jacobian(tangents, leaves, unpack):
     """(n, *S_out) tangents -> J of shape S_out + x.shape (per input in x's structure for tuple x).
 
-    ``unpack``: an ``_Inputs`` structure (nested tuples/lists) or ``_leaves``'s flag.
+    ``unpack``: an ``_Inputs`` structure (nested tuples/lists) or a plain flag.
     """
     def per_output(t, path):
         if type(t) is np.ndarray:  # plain: a direct transpose (np.moveaxis costs more here)

@@ -296,10 +296,10 @@ def hessian(f: Callable, x: Any, executor=None):
         from dualad import parallel
         return parallel.reverse_hessian(f, x, executor)
     if _nested():  # (inside another transform: reverse over reverse, which composes)
-        return jacobian(lambda *a: gradient(f, a if len(a) > 1 or isinstance(x, (tuple, list)) else a[0]), x)
+        return jacobian(_gradient_of(f, x), x)
     import dualad
     leaves, inputs = _leaves(x)
-    return dualad.jacobian(lambda *a: gradient(f, a if inputs else a[0]), inputs.unflatten(leaves))
+    return dualad.jacobian(_gradient_of(f, x), inputs.unflatten(leaves))
 
 
 def hvp(f: Callable, x: Any, v: Any):
@@ -312,10 +312,16 @@ def hvp(f: Callable, x: Any, v: Any):
     array([6., 0.])
     """
     if _nested():  # (inside another transform: vᵀH = (Hv)ᵀ by reverse over reverse)
-        return vjp(lambda *a: gradient(f, a if len(a) > 1 or isinstance(x, (tuple, list)) else a[0]), x, v)[1]
+        return vjp(_gradient_of(f, x), x, v)[1]
     import dualad
     leaves, inputs = _leaves(x)
-    return dualad.jvp(lambda *a: gradient(f, a if inputs else a[0]), inputs.unflatten(leaves), v)[1]
+    return dualad.jvp(_gradient_of(f, x), inputs.unflatten(leaves), v)[1]
+
+
+def _gradient_of(f, x):
+    """``f``'s gradient as a function called the way the transforms call ``f`` at ``x``."""
+    unpack = isinstance(x, (tuple, list))
+    return lambda *a: gradient(f, a if unpack else a[0])
 
 
 del math

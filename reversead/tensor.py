@@ -1010,7 +1010,7 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
             raise ValueError(f"non-broadcastable output operand with shape {self.shape} doesn't match "
                              f"the broadcast shape {np.shape(new_data)}")
         if isinstance(self.data, np.ndarray) and isinstance(new_data, np.ndarray) \
-                and self.data.shape == np.shape(new_data) and self.data.flags.writeable:
+                and self.data.flags.writeable:  # (same shape: checked above)
             if isinstance(grad_fn, RuleNode):
                 _keep_original(grad_fn, self)
             np.copyto(self.data, new_data, casting="same_kind")
