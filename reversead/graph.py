@@ -12,6 +12,7 @@ dependencies, so graphs of any depth work and a chain costs one heap push per no
 from __future__ import annotations
 
 import itertools
+import weakref
 from heapq import heappop, heappush
 
 import numpy as np
@@ -51,8 +52,11 @@ class Node:
 
     @property
     def next_functions(self):
-        """The nodes (or leaf tensors) this node sends gradients to, as in PyTorch."""
-        return tuple((edge._public() if isinstance(edge, Node) else edge, 0) for edge in self.edges)
+        """The nodes this node sends gradients to, as in PyTorch: ``(node, 0)`` per input,
+        ``AccumulateGrad`` for a leaf (its ``.variable`` is the leaf), None where no
+        gradient flows."""
+        return tuple((edge._public() if isinstance(edge, Node) else
+                      None if edge is None else AccumulateGrad._of(edge), 0) for edge in self.edges)
 
     @property
     def needed(self) -> list:
@@ -71,6 +75,44 @@ class Node:
             f"after they have already been freed): {self.name()} released its saved values after the "
             "first backward. Specify retain_graph=True if you need to backward through the graph a "
             "second time or if you need to access saved tensors after calling backward.")
+
+
+class AccumulateGrad:
+    """Where a leaf's gradient ends (PyTorch's ``AccumulateGrad``), as ``next_functions`` shows it.
+
+    The engine accumulates into leaves directly; this object exists for inspection: one per
+    leaf while anybody holds it (so ``is`` compares as in PyTorch), ``variable`` is the leaf.
+
+    >>> import reversead as rd
+    >>> x = rd.tensor([1.0, 2.0], requires_grad=True)
+    >>> acc = (x * x).grad_fn.next_functions[0][0]
+    >>> acc, acc.variable is x, acc.next_functions
+    (<AccumulateGrad>, True, ())
+    """
+
+    __slots__ = ("variable", "__weakref__")
+    #: id(leaf) -> its AccumulateGrad (an entry holds the leaf, so the id cannot be reused)
+    _live: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    @classmethod
+    def _of(cls, leaf):
+        acc = cls._live.get(id(leaf))
+        if acc is None:
+            acc = cls._live[id(leaf)] = cls(leaf)
+        return acc
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    @property
+    def next_functions(self) -> tuple:
+        return ()
+
+    def __repr__(self) -> str:
+        return "<AccumulateGrad>"
 
 
 def _accumulate(a, b):

@@ -1,6 +1,7 @@
 """PyTorch semantics of ``reversead``: hooks, grad(), grad mode, threads, Function, in-place ops."""
 from __future__ import annotations
 
+import gc
 import threading
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import dualad
 import reversead as rd
 from dualad.testing import numerical_jacobian
+from reversead.graph import AccumulateGrad
 
 
 # -- retain_grad and hooks --------------------------------------------------------------------------
@@ -564,7 +566,8 @@ def test_custom_function_with_two_outputs():
     x = rd.tensor(x0, requires_grad=True)
     s, c = SinCos.apply(x)
     assert s.grad_fn is c.grad_fn and type(s.grad_fn).__name__ == "SinCosBackward"
-    assert s.grad_fn.next_functions == ((x, 0),)
+    ((acc, index),) = s.grad_fn.next_functions
+    assert acc.variable is x and index == 0 and repr(acc) == "<AccumulateGrad>"
     np.testing.assert_array_equal(s.data, np.sin(x0))
     (s * c + 2 * c).sum().backward()  # d/dx = cos(2x) - 2 sin(x)
     np.testing.assert_allclose(x.grad, np.cos(2 * x0) - 2 * np.sin(x0), rtol=1e-14)
@@ -925,6 +928,24 @@ def test_requires_grad_on_no_grad_result_makes_a_new_leaf():
     (y * y).sum().backward()
     np.testing.assert_array_equal(y.grad, [4.0, 8.0])
     assert x.grad is None
+
+
+def test_leaves_show_as_accumulate_grad_nodes_as_in_pytorch():
+    x = rd.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    c = rd.tensor(np.array([3.0, 4.0]))  # needs no gradient: no edge
+    y = x * x + c
+    mul = y.grad_fn.next_functions[0][0]
+    (acc_a, _), (acc_b, _) = mul.next_functions
+    assert acc_a is acc_b and acc_a.variable is x  # one per leaf while it is held
+    assert acc_a.name() == "AccumulateGrad" and acc_a.next_functions == ()
+    assert y.grad_fn.next_functions[1] == (None, 0)
+    z = np.exp(x)
+    assert z.grad_fn.next_functions[0][0] is acc_a
+    # the accumulator holds its leaf; once dropped, the next one is a new object for the same leaf
+    del acc_a, acc_b, mul
+    gc.collect()
+    assert id(x) not in AccumulateGrad._live
+    assert z.grad_fn.next_functions[0][0].variable is x
 
 
 def test_nodes_show_their_op_class_wherever_user_code_meets_them():
