@@ -1025,23 +1025,41 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
         return self
 
     def _inplace_through_view(self, result):
-        """``view op= y`` while recording: written into the base as ``base[index] = result``.
+        """``view op= y`` while recording: written into the base, which records the write.
 
-        The base records the write (its graph sees it) and remakes its views, this one
-        included, on its new graph. That covers views made by indexing (``h[1:3] += y``,
-        which Python runs as a view's ``+=``); other views refuse.
+        A view made by indexing writes ``base[index] = result``. Any other view (transpose,
+        reshape, diagonal, flip ...) writes ``base[where] = result``, ``where`` being the
+        base positions of the view's elements: the view's op applied to the base's
+        positions (``arange``). The base then remakes its views, this one included, on its
+        new graph (PyTorch's CopySlices). A view whose elements share memory
+        (``broadcast_to``) cannot be written through and refuses, as in PyTorch.
         """
-        entries = _VIEWS.get(id(self._base)) or {}
+        base = self._base
+        entries = _VIEWS.get(id(base)) or {}
         recipe = next((e for e in entries.values() if e[0]() is self), None)
-        if recipe is None or recipe[2] is not _GETITEM:
-            how = "it was made without grad mode" if recipe is None else f"it was made by {recipe[2].name}"
-            raise InplaceError(f"in-place modification of this view of another tensor is not supported "
-                               f"while recording ({how}; only views made by indexing are written "
-                               "through to their base); use an out-of-place op")
+        if recipe is None:
+            raise InplaceError("in-place modification of this view of another tensor is not supported "
+                               "while recording: it was made without grad mode, so its base cannot "
+                               "record the write; make the view with grad mode on or use an "
+                               "out-of-place op")
+        _, info, rule, args, static, place = recipe
+        if rule is _GETITEM:
+            where = static["index"]
+        else:
+            positions = np.arange(base.size).reshape(base.shape)
+            args = list(args)
+            args[place] = positions
+            flat = np.asarray(info.primal(*args, **static))
+            if np.unique(flat).size != flat.size:
+                raise InplaceError(
+                    f"unsupported operation: more than one element of the written-to tensor refers "
+                    f"to a single memory location (a view made by {rule.name}); clone the view "
+                    "(np.copy) before the in-place operation")
+            where = np.unravel_index(flat, base.shape)
         grad_fn = getattr(result, "_fn", None)
         if isinstance(grad_fn, RuleNode):
             _keep_original(grad_fn, self)  # (the op's saved view is about to change)
-        self._base[recipe[4]["index"]] = result
+        base[where] = result
         return self
 
     def __iadd__(self, other):

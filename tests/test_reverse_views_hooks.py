@@ -155,11 +155,53 @@ def test_in_place_op_on_an_index_view_keeps_the_ops_original_value():
     np.testing.assert_allclose(x.grad, [32.0, 160.0, 120.0])   # PyTorch's numbers
 
 
-def test_in_place_op_on_a_reshaped_view_is_refused():
+# programs that write through views other than indexing; each also runs on plain arrays
+# (NumPy writes through the same views), which the finite differences use
+VIEW_WRITES = {
+    "transpose": lambda h, x: h.T.__imul__(x.T),
+    "reshape": lambda h, x: h.reshape(3, 2).__iadd__(x.reshape(3, 2) ** 2),
+    "index of a transpose": lambda h, x: h.T[0].__imul__(x[:, 1]),
+    "diagonal": lambda h, x: np.diagonal(h).__imul__(x[:, 2]),  # (read-only in NumPy; see below)
+    "flip": lambda h, x: np.flip(h).__iadd__(x),
+    "slice of a ravel": lambda h, x: np.ravel(h)[1:4].__imul__(np.ravel(x)[0:3]),
+    "swapaxes then expand_dims": lambda h, x: np.expand_dims(np.swapaxes(h, 0, 1), 0).__isub__(np.sin(x.T)),
+}
+
+
+@pytest.mark.parametrize("name", list(VIEW_WRITES))
+def test_in_place_op_on_any_view_writes_through_to_its_base(name):
+    """Gradients of writes through reshape/transpose/diagonal/flip views (PyTorch's CopySlices)
+    against central differences; the first four also match PyTorch 2.13's gradients exactly."""
+    from dualad.testing import numerical_jacobian
+    prog = VIEW_WRITES[name]
+    x0 = np.arange(1.0, 7.0).reshape(2, 3) / 3
+    w = np.linspace(0.5, 2.0, 6).reshape(2, 3)
+
+    def f(x):
+        h = x * 1.0
+        if name == "diagonal" and type(x) is np.ndarray:  # NumPy's diagonal is a read-only view
+            h[[0, 1], [0, 1]] *= x[:, 2]
+        else:
+            prog(h, x)
+        return h, (h * h * w).sum()
+
+    x = rd.tensor(x0, requires_grad=True)
+    h, out = f(x)
+    np.testing.assert_array_equal(h.data, f(x0.copy())[0])  # NumPy's values
+    out.backward()
+    expected = numerical_jacobian(lambda v: f(v)[1], x0).reshape(x0.shape)
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-7, atol=1e-8)
+
+
+def test_view_writes_that_cannot_be_written_through_are_refused():
     h = leaf(1.0, 2.0) * 1
-    v = h.reshape(2, 1)
-    with pytest.raises(InplaceError, match="made by reshape"):
+    v = np.broadcast_to(h, (3, 2))  # three view elements share each base element
+    with pytest.raises(InplaceError, match="more than one element .* broadcast_to"):
         v += 1
+    with rd.no_grad():
+        u = h.reshape(2, 1)  # made without grad mode: nothing records the base's write
+    with pytest.raises(InplaceError, match="made without grad mode"):
+        u += leaf(1.0)
 
 
 def test_views_do_not_keep_memory_alive():
