@@ -76,19 +76,18 @@ def apply(rule, xs, static):
     # (concatenate, stack) become float64 with the primal; float64 partials of float32 values
     # do not make float32 tangents float64
     out_t = match_dtype(out_t, out)
-    if _fresh(out, primals) and _fresh(out_t, tangents):  # new buffers (most ops): no view to link
-        return DualArray._make(out, out_t, tag)
+    # new buffers that are none of the inputs' (most ops): no view to link
+    if type(out) is np.ndarray and out.base is None and type(out_t) is np.ndarray and out_t.base is None:
+        for p in primals:
+            if p is out:
+                break
+        else:
+            for t in tangents:
+                if t is out_t:
+                    break
+            else:
+                return DualArray._make(out, out_t, tag)
     return _linked(rule, xs, static, tangents, out, out_t, tag)
-
-
-def _fresh(a, inputs) -> bool:
-    """``a`` is an array that owns its memory and is none of ``inputs``."""
-    if type(a) is not np.ndarray or a.base is not None:
-        return False
-    for b in inputs:
-        if b is a:
-            return False
-    return True
 
 
 def _linked(rule, xs, static, tangents, out, out_t, tag):

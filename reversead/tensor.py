@@ -1047,7 +1047,7 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
             where = static["index"]
         else:
             positions = np.arange(base.size).reshape(base.shape)
-            args = list(args)
+            args = [a._data if isinstance(a, Tensor) else a for a in args]
             args[place] = positions
             flat = np.asarray(info.primal(*args, **static))
             if np.unique(flat).size != flat.size:
