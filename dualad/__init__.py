@@ -8,7 +8,8 @@ from .array import DualArray
 from .compiled import jit  # lazy: Numba is imported on the first call
 from .dual import Dual
 from .errors import (ADError, DerivativeDropError, MissingRuleError, NonNumericError,
-                     PerturbationError, ShapeError, SingularMatrixError, InplaceError)
+                     PerturbationError, ShapeError, SingularMatrixError, InplaceError,
+                     UndefinedDerivativeError)
 from .options import nan_safe
 from .rules.reductions import logsumexp
 from .transforms import derivative, gradient, hessian, jacobian, jvp
@@ -20,4 +21,5 @@ __version__ = "0.1.0"
 __all__ = ["Dual", "DualArray", "jit", "jvp", "derivative", "gradient", "jacobian", "hessian", "nan_safe", "logsumexp",
            "ADError", "DerivativeDropError", "MissingRuleError", "NonNumericError",
            "PerturbationError", "ShapeError", "SingularMatrixError", "InplaceError",
+           "UndefinedDerivativeError",
            *_function_names]

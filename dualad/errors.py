@@ -39,6 +39,15 @@ class SingularMatrixError(ADError, np.linalg.LinAlgError):
     """
 
 
+class UndefinedDerivativeError(ADError, np.linalg.LinAlgError):
+    """A derivative that is not defined at this input because the result is not unique there.
+
+    Eigenvectors (singular vectors) where two eigenvalues (singular values) are equal, the extra
+    columns of ``svd(..., full_matrices=True)`` or ``qr(..., mode='complete')`` of a non-square
+    matrix. A ``numpy.linalg.LinAlgError`` (so a ``ValueError``) too.
+    """
+
+
 class InplaceError(ADError, RuntimeError, ValueError):
     """An in-place write that would make a derivative wrong, refused instead.
 

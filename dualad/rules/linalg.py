@@ -36,14 +36,15 @@ are exact at singular A too. slogdet, inv, solve and cholesky need A invertible 
 derivatives are 0 too (the masked partials are constants there): the 2-norm and Frobenius norm
 where ``‖x‖ = 0``, p-norms where ``‖x‖_p = 0`` or in components ``xᵢ = 0`` (for p < 1 the
 partial there has no value, one-sided ±inf, and is 0 as for ``abs``; for 1 < p < 2 the second
-partial there is +inf and is 0). Matrix norms ord=2, -2, 'nuc' need singular values and raise
-``MissingRuleError`` until an SVD rule exists.
+partial there is +inf and is 0). Matrix norms ord=2, -2, 'nuc' are the largest, smallest and sum
+of the singular values (the svdvals rule of ``decompositions``): kinks where the two largest
+(smallest) singular values tie, and for 'nuc' where one is 0, like ``max`` and ``abs``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import MissingRuleError, SingularMatrixError
+from ..errors import SingularMatrixError
 from .core import Rule, expand_to, normalize_axis, register_function, shape_of, unbroadcast
 
 _SlogdetResult = type(np.linalg.slogdet(np.eye(1)))
@@ -338,11 +339,10 @@ def _matrix_norm(x, ord, axes, keepdims):
     shape = shape_of(x)
     if ord in (None, "fro", "f"):
         return norm2_rule(x, axis=axes, keepdims=keepdims)
-    if ord in (2, -2, "nuc"):
-        raise MissingRuleError(
-            f"np.linalg.norm(..., ord={ord!r}) of a matrix is not differentiable by dualad yet: it "
-            "needs singular values (no SVD rule in dualad/rules/linalg.py); matrix orders "
-            "None, 'fro', 1, -1, inf, -inf are supported")
+    if ord in (2, -2, "nuc"):  # NumPy's _multi_svd_norm, through the svdvals rule (decompositions)
+        s = np.linalg.svd(np.moveaxis(x, axes, (-2, -1)), compute_uv=False)
+        reduce = np.max if ord == 2 else np.min if ord == -2 else np.sum
+        return _keep_matrix_axes(reduce(s, axis=-1), shape, axes, keepdims)
     if ord in (1, -1):
         reduce = np.max if ord == 1 else np.min
         result = reduce(np.sum(np.abs(x), axis=row), axis=col - 1 if col > row else col)
