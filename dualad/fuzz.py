@@ -44,10 +44,13 @@ exceptions (:data:`EXCLUDED`, :data:`SPECIAL_INPUTS`):
 
 * functions without ``EXAMPLES`` are the index/query functions (argmax, nonzero, shape ...):
   integer or boolean results, nothing to differentiate;
-* ``np.linalg`` functions other than ``norm`` get a well-conditioned first argument built in
-  the program from a value ``B`` (so they are differentiated through ``B``): cholesky (which
-  reads one triangle) the symmetric positive definite ``A = B Bᵀ / n + I``; inv, det,
-  slogdet and solve either that or the general ``A = P (I + 0.3 tanh(B) / n)``, whose
+* ``np.linalg`` functions other than the norms and multi_dot get a well-conditioned first
+  argument built in the program from a value ``B`` (so they are differentiated through ``B``):
+  cholesky (which reads one triangle) the symmetric positive definite ``A = B Bᵀ / n + I``;
+  eigh and eigvalsh ``diag(d) + 0.3 tanh(B) / n`` (eigenvalues 0.4 apart, whichever triangle
+  is read); svd, svdvals, qr, pinv and lstsq ``eye(m, n) * [1..n] + 0.3 tanh(B) / max(m, n)``
+  (full rank, singular values 0.4 apart); inv, det, slogdet, solve and matrix_power either
+  ``B Bᵀ / n + I`` or the general ``A = P (I + 0.3 tanh(B) / n)``, whose
   ``‖0.3 tanh(B) / n‖ < 0.3`` keeps the condition number under 2 and whose optional row
   reversal ``P`` makes half of the determinants negative;
 * functions that NumPy cannot name as ``np.<name>`` / ``np.linalg.<name>`` are excluded
@@ -216,13 +219,31 @@ def fuzzable_primitives() -> list[str]:
         if path is None:
             EXCLUDED[key] = "not reachable as np.<name> or np.linalg.<name>"
             continue
-        if path.startswith("np.linalg.") and path != "np.linalg.norm":
-            SPECIAL_INPUTS[key] = ("first argument A = B Bᵀ / n + I (symmetric positive definite)"
-                                   if path == "np.linalg.cholesky" else
-                                   "first argument B Bᵀ / n + I or P (I + 0.3 tanh(B) / n), "
-                                   "P a row reversal or I (general, condition number < 2)")
+        if path.startswith("np.linalg.") and path not in _GENERIC_LINALG:
+            SPECIAL_INPUTS[key] = "first argument " + _matrix_input(path)[1]
         ids.append(key)
     return ids + list(_TEMPLATES)
+
+
+#: np.linalg functions whose arguments are drawn like any other function's (norms have no
+#: matrix condition, multi_dot's first argument is a list)
+_GENERIC_LINALG = ("np.linalg.norm", "np.linalg.matrix_norm", "np.linalg.vector_norm", "np.linalg.multi_dot")
+_SEPARATED_SYMMETRIC = ("separated_symmetric", "diag(d) + 0.3 tanh(B) / n, d = 1..n shifted (the "
+                        "symmetric matrix read from either triangle has eigenvalues 0.4 apart or more)")
+_FULL_RANK = ("full_rank", "eye(m, n) * [1..n] + 0.3 tanh(B) / max(m, n) (singular values within 0.3 of "
+              "k..1: 0.4 apart or more, none below 0.7; for m < n the leading m x m block as well)")
+#: np.linalg function -> (the _Builder method that makes its first argument, the description)
+_MATRIX_INPUTS = {
+    "np.linalg.cholesky": ("spd", "A = B Bᵀ / n + I (symmetric positive definite)"),
+    "np.linalg.eigh": _SEPARATED_SYMMETRIC, "np.linalg.eigvalsh": _SEPARATED_SYMMETRIC,
+    "np.linalg.svd": _FULL_RANK, "np.linalg.svdvals": _FULL_RANK, "np.linalg.qr": _FULL_RANK,
+    "np.linalg.pinv": _FULL_RANK, "np.linalg.lstsq": _FULL_RANK,
+}
+
+
+def _matrix_input(path: str) -> tuple[str, str]:
+    return _MATRIX_INPUTS.get(path, ("invertible", "B Bᵀ / n + I or P (I + 0.3 tanh(B) / n), P a row "
+                                     "reversal or I (general, condition number < 2)"))
 
 
 def _func_of(op: str):
@@ -446,6 +467,28 @@ class _Builder:
             return self.emit(a)
         return self.emit(f"np.matmul(np.eye({n})[::-1], {a})")
 
+    def separated_symmetric(self, shape: tuple) -> str:
+        """A stack of ``shape`` (..., n, n) whose symmetric matrix read from either triangle has
+        eigenvalues 0.4 apart or more: ``diag(d) + 0.3 tanh(B) / n``, d = 1..n, maybe shifted to
+        straddle 0 (the triangle's symmetric matrix has norm <= 0.3, so by Weyl each eigenvalue
+        stays within 0.3 of its d_i)."""
+        b = self.operand(shape)
+        n = shape[-1]
+        shift = self.choice([0.0, (n + 1) / 2])
+        d = [float(i + 1) - shift for i in range(n)]
+        # (in b's dtype: a float64 constant would make every float32 program float64)
+        return self.emit(f"np.diag(np.array({_lit(d)}, dtype={b}.dtype)) + {0.3 / n!r} * np.tanh({b})")
+
+    def full_rank(self, shape: tuple) -> str:
+        """A stack of ``shape`` (..., m, n) with singular values 0.4 apart or more and none below
+        0.7 (also its leading m x m block where m < n): ``eye(m, n) * [1..n] + 0.3 tanh(B) / max(m, n)``,
+        whose perturbation has norm <= 0.3 (Weyl's bound for singular values)."""
+        b = self.operand(shape)
+        m, n = shape[-2:]
+        d = [float(i + 1) for i in range(n)]
+        return self.emit(f"np.eye({m}, {n}, dtype={b}.dtype) * np.array({_lit(d)}, dtype={b}.dtype) + "
+                         f"{0.3 / max(m, n)!r} * np.tanh({b})")
+
     def partner(self, shape: tuple, domain=None) -> str:
         """A second operand broadcasting against ``shape``: a value or a scalar constant."""
         if self.integer(0, 3) == 0:
@@ -516,13 +559,12 @@ class _Builder:
         example = self.choice(_core.EXAMPLES[func])
         rng = np.random.default_rng(self.integer(0, 2**16))
         args, kwargs = example(rng)
-        spd_first = op in SPECIAL_INPUTS
+        special = getattr(self, _matrix_input(op.split(":", 1)[1])[0]) if op in SPECIAL_INPUTS else None
 
         def subst(obj, first=False):
             if isinstance(obj, np.ndarray) and obj.dtype.kind == "f":
-                if first and spd_first:
-                    return (self.spd(obj.shape) if op == "func:np.linalg.cholesky"
-                            else self.invertible(obj.shape))
+                if first and special is not None:
+                    return special(obj.shape)
                 return self.operand(obj.shape)
             if isinstance(obj, list) and obj and all(isinstance(o, np.ndarray) for o in obj):
                 # after the first, an element may stay the example's own array: a join with a
@@ -704,9 +746,9 @@ def _extremum_gap(v, axis) -> float:
     return float(min(np.min(s[:, -1] - s[:, -2]), np.min(s[:, 1] - s[:, 0])))
 
 
-def _min_spread(v, axis) -> float:
+def _min_spread(v, axis, where=True) -> float:
     v = np.asarray(v, dtype=np.float64)
-    return float(np.min(np.std(v, axis=axis))) if v.ndim else 0.0
+    return float(np.min(np.std(v, axis=axis, where=where))) if v.ndim else 0.0
 
 
 def _pairwise_gap(x, y) -> float:
@@ -724,7 +766,38 @@ def _clip_gap(values, kwargs) -> float:
 
 
 def _func_extremum_gap(values, kwargs) -> float:
-    return _extremum_gap(values[0], kwargs.get("axis"))
+    v, axis = np.asarray(values[0], dtype=np.float64), kwargs.get("axis")
+    if "initial" not in kwargs:
+        return _extremum_gap(v, axis)
+    # `initial` takes part as one more entry; entries that where= masks out do not
+    axes = tuple(range(v.ndim)) if axis is None else tuple(np.atleast_1d(axis) % max(v.ndim, 1))
+    rest = [d for d in range(v.ndim) if d not in axes]
+
+    def rows(a):
+        return np.transpose(a, rest + list(axes)).reshape(math.prod(v.shape[d] for d in rest), -1)
+    m, keep = rows(v), rows(np.broadcast_to(kwargs.get("where", True), v.shape))
+    init = np.full((m.shape[0], 1), float(kwargs["initial"]))
+    top = np.sort(np.concatenate([np.where(keep, m, -np.inf), init], axis=1), axis=1)
+    bottom = np.sort(np.concatenate([np.where(keep, m, np.inf), init], axis=1), axis=1)
+    return float(min(np.min(top[:, -1] - top[:, -2]), np.min(bottom[:, 1] - bottom[:, 0])))
+
+
+def _interp_gap(values, kwargs) -> float:
+    """Distance of x from the knots of np.interp (measured around the circle with period=)."""
+    x, xp = np.asarray(values[0], dtype=np.float64).reshape(-1, 1), np.asarray(values[1], dtype=np.float64)
+    d = np.abs(x - xp)
+    period = kwargs.get("period")
+    if period is not None:
+        d = np.mod(d, abs(period))
+        d = np.minimum(d, abs(period) - d)
+    return float(np.min(d, initial=math.inf))
+
+
+def _binade_gap(values, kwargs) -> float:
+    """Distance from the powers of two (and 0), where np.frexp's mantissa jumps."""
+    x = np.abs(np.asarray(values[0], dtype=np.float64))
+    below = np.exp2(np.floor(np.log2(np.where(x > 0, x, 1.0))))
+    return float(np.min(np.where(x > 0, np.minimum(x - below, 2 * below - x), 0.0), initial=math.inf))
 
 
 def _order_gap(default_axis):
@@ -749,6 +822,42 @@ def _round_gap(values, kwargs) -> float:
     return float(np.min(np.abs(np.abs(q - np.floor(q)) - 0.5), initial=math.inf)) / scale
 
 
+def _norm_gap(x, ord, axis) -> float:
+    """Distance from a kink of a norm: zero entries; for matrix orders 2, -2 and 'nuc' (singular
+    values) the smallest gap between two singular values and the smallest one (the ties of max/min
+    and abs' kink at 0 are among them; second derivatives go through the singular vectors, which
+    need every pair apart and, for non-square matrices, none at 0)."""
+    x = np.asarray(x, dtype=np.float64)
+    matrix = (isinstance(axis, tuple) and len(axis) == 2) or (axis is None and x.ndim == 2)
+    if not (matrix and isinstance(ord, (int, float, str)) and ord in (2, -2, "nuc")):
+        return float(np.min(np.abs(x), initial=math.inf))
+    s = np.linalg.svd(np.moveaxis(x, (-2, -1) if axis is None else axis, (-2, -1)), compute_uv=False)
+    gaps = -np.diff(s, axis=-1)
+    return float(min(np.min(gaps, initial=math.inf), np.min(s, initial=math.inf)))
+
+
+def _reflector_gap(triangle):
+    """Distance from the inputs where LAPACK's signs jump, for a factorisation: a Householder
+    reflection is skipped (tau = 0) where the part of a column (row) it would zero is exactly 0
+    already (a diagonal or triangular A), which leaves the signs of columns of Q, U, V or of
+    eigenvectors opposite to those at every nearby matrix. ``triangle``: 'both' for svd and qr
+    (norms of each column below and each row beyond the diagonal), 'uplo' for eigh (the triangle
+    it reads). Values only (compute_uv=False) have no signs."""
+    def gap(values, kwargs) -> float:
+        if kwargs.get("compute_uv", values[2] if len(values) > 2 else True) is False and triangle == "both":
+            return math.inf
+        a = np.asarray(values[0], dtype=np.float64)
+        m, n = a.shape[-2:]
+        lower, upper = triangle == "both", triangle == "both"
+        if triangle == "uplo":
+            uplo = str(kwargs.get("UPLO", values[1] if len(values) > 1 else "L")).upper()
+            lower, upper = uplo == "L", uplo == "U"
+        norms = [np.linalg.norm(a[..., j + 1:, j], axis=-1) for j in range(min(m - 1, n)) if lower]
+        norms += [np.linalg.norm(a[..., j, j + 1:], axis=-1) for j in range(min(m, n - 1)) if upper]
+        return float(min((np.min(v) for v in norms), default=math.inf))
+    return gap
+
+
 #: op id -> distance of the arguments from the op's kink (must exceed KINK_MARGIN)
 KINK_MARGINS: dict[str, Callable] = {
     "ufunc:absolute": lambda x: float(np.min(np.abs(x))),
@@ -757,9 +866,26 @@ KINK_MARGINS: dict[str, Callable] = {
     "ufunc:fmax": _pairwise_gap, "ufunc:fmin": _pairwise_gap,
     "ufunc:remainder": _remainder_gap, "ufunc:fmod": _remainder_gap,
     "ufunc:hypot": lambda x, y: float(np.min(np.abs(x) + np.abs(y))),
+    "ufunc:copysign": lambda x, y: float(min(np.min(np.abs(x)), np.min(np.abs(y)))),
+    "ufunc:heaviside": lambda x1, x2: float(np.min(np.abs(x1))),
     "func:np.clip": _clip_gap,
-    "func:np.std": lambda values, kwargs: _min_spread(values[0], kwargs.get("axis")),
-    "func:np.linalg.norm": lambda values, kwargs: float(np.min(np.abs(values[0]))),
+    "func:np.std": lambda values, kwargs: _min_spread(values[0], kwargs.get("axis"),
+                                                      kwargs.get("where", True)),
+    "func:np.nanstd": lambda values, kwargs: _min_spread(values[0], kwargs.get("axis")),
+    "func:np.nanmax": _func_extremum_gap, "func:np.nanmin": _func_extremum_gap,
+    "func:np.nanmedian": _order_gap(None),
+    "func:np.interp": _interp_gap,
+    "func:np.modf": lambda values, kwargs: float(np.min(np.abs(values[0] - np.round(values[0])))),
+    "func:np.frexp": _binade_gap,
+    "func:np.divmod": lambda values, kwargs: _remainder_gap(values[0], values[1]),
+    "func:np.linalg.norm": lambda values, kwargs: _norm_gap(
+        values[0], kwargs.get("ord", values[1] if len(values) > 1 else None),
+        kwargs.get("axis", values[2] if len(values) > 2 else None)),
+    "func:np.linalg.matrix_norm": lambda values, kwargs: _norm_gap(values[0], kwargs.get("ord", "fro"),
+                                                                   (-2, -1)),
+    "func:np.linalg.vector_norm": lambda values, kwargs: float(np.min(np.abs(values[0]))),
+    "func:np.linalg.eigh": _reflector_gap("uplo"), "func:np.linalg.svd": _reflector_gap("both"),
+    "func:np.linalg.qr": _reflector_gap("both"),
     "func:np.max": _func_extremum_gap, "func:np.amax": _func_extremum_gap,
     "func:np.min": _func_extremum_gap, "func:np.amin": _func_extremum_gap,
     "func:np.ptp": _func_extremum_gap,

@@ -48,6 +48,10 @@ INDEX_FUNCTIONS = {
     np.searchsorted: lambda x: np.searchsorted(np.sort(x.primal[0]), x[1]),
     np.any: lambda x: np.any(x, axis=0),
     np.all: lambda x: np.all(x),
+    np.nanargmax: lambda x: np.nanargmax(x, axis=1),
+    np.nanargmin: lambda x: np.nanargmin(x),
+    np.result_type: lambda x: np.result_type(x, np.float32),
+    np.can_cast: lambda x: np.can_cast(x, np.float32),
     # values unspecified (uninitialised memory), so only the shape is compared
     np.empty_like: lambda x: np.empty_like(x).shape,
 }

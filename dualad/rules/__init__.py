@@ -1,10 +1,13 @@
 """The primitive table: one entry per primitive, serving both modes.
 
 Topics: ``elementwise`` (ufuncs), ``reductions``, ``shape`` (structural),
-``contractions`` (matmul, einsum, dot ...), ``linalg``, ``creation`` (zeros_like,
-copy ...). Importing this package fills the registries in ``core``.
+``contractions`` (matmul, einsum, dot ...), ``linalg`` (inv, det, solve, norm, cholesky),
+``decompositions`` (eigh, svd, qr, pinv, lstsq ...), ``creation`` (zeros_like, copy ...),
+``nanfunctions`` (nansum ...), ``numerics`` (interp, convolve, polyval ...). Importing this package fills the registries
+in ``core``.
 """
-from . import contractions, creation, elementwise, linalg, reductions, shape  # noqa: F401  (fill the table)
+from . import (contractions, creation, decompositions, elementwise, linalg,  # noqa: F401  (fill the table)
+               nanfunctions, numerics, reductions, shape)
 from .core import (EXAMPLES, FUNCTION_IMPLS, NONDIFF_UFUNCS, RULES, UFUNC_RULES, Elementwise,
                    Linear, Rule, register_function)
 from .dispatch import array_function, array_ufunc, strip

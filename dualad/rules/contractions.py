@@ -399,3 +399,85 @@ def _dtype(x):
     while getattr(x, "_ad_level", None) is not None:
         x = x._ad_primal()
     return np.asarray(x).dtype
+
+
+# -- vecdot, matvec, vecmat (NumPy 2.2 gufuncs): matmul of one-row / one-column matrices --------
+def _gufunc_operand(x):
+    return x if getattr(x, "_ad_level", None) is not None else np.asarray(x)
+
+
+def _core_last(x, axes, name, which, signature, needs):
+    """Operand ``x`` with its core axes (``axes``, default the last ``needs``) moved to the end,
+    with NumPy's errors for too few dimensions."""
+    if np.ndim(x) < needs:
+        raise ValueError(f"{name}: Input operand {which} does not have enough dimensions (has "
+                         f"{np.ndim(x)}, gufunc core with signature {signature} requires {needs})")
+    if axes is None:
+        return x
+    axes = [normalize_axis(a, np.ndim(x)) for a in axes]
+    return np.moveaxis(x, axes, list(range(-needs, 0)))
+
+
+def _check_core(name, signature, operand, n_expected, n_got):
+    if n_expected != n_got:
+        raise ValueError(f"{name}: Input operand {operand} has a mismatch in its core dimension 0, "
+                         f"with gufunc signature {signature} (size {n_got} is different from "
+                         f"{n_expected})")
+
+
+def _gufunc_axes(name, ncore, axes, axis):
+    """Per-operand core axes from ``axes=`` / ``axis=`` (None: the last ones)."""
+    if axes is not None and axis is not None:
+        raise TypeError("cannot specify both 'axis' and 'axes'")
+    if axis is not None:
+        if ncore != (1, 1, 0):
+            raise TypeError(f"{name}: 'axis' can only be used with a single shared core dimension; use 'axes'")
+        return [(axis,), (axis,), None]
+    if axes is None:
+        return [None, None, None]
+    axes = list(axes)
+    if len(axes) == 2 and ncore[2] == 0:
+        axes.append(())
+    if len(axes) != 3:
+        raise ValueError(f"{name}: axes should be a list with an entry for all 3 inputs and outputs")
+    return [None if n == 0 else tuple(np.atleast_1d(a)) for a, n in zip(axes, ncore)]
+
+
+@register_function(np.vecdot, examples=[_ex((4,), (4,)), _ex((2, 3), (3,)), _ex((3, 1, 4), (2, 4)),
+                                        _ex((3, 2), (3, 2), axis=0)])
+def vecdot(x1, x2, /, *, axes=None, axis=None):
+    """``sum(x1 * x2, axis=-1)`` over broadcast stacks, as a matmul of a row by a column (NumPy's
+    values; the operands are real, so x1 needs no conjugate)."""
+    sig = "(n),(n)->()"
+    a_axes, b_axes, _ = _gufunc_axes("vecdot", (1, 1, 0), axes, axis)
+    a = _core_last(_gufunc_operand(x1), a_axes, "vecdot", 0, sig, 1)
+    b = _core_last(_gufunc_operand(x2), b_axes, "vecdot", 1, sig, 1)
+    _check_core("vecdot", sig, 1, np.shape(a)[-1], np.shape(b)[-1])
+    return np.matmul(a[..., None, :], b[..., :, None])[..., 0, 0]
+
+
+@register_function(np.matvec, examples=[_ex((3, 4), (4,)), _ex((2, 3, 4), (4,)), _ex((3, 4), (2, 4)),
+                                        _ex((4, 3), (4,), axes=[(1, 0), (0,), (0,)])])
+def matvec(x1, x2, /, *, axes=None):
+    """``x1 @ x2[..., None]`` for stacks of matrices and vectors (NumPy's values)."""
+    sig = "(m,n),(n)->(m)"
+    a_axes, b_axes, out_axes = _gufunc_axes("matvec", (2, 1, 1), axes, None)
+    a = _core_last(_gufunc_operand(x1), a_axes, "matvec", 0, sig, 2)
+    b = _core_last(_gufunc_operand(x2), b_axes, "matvec", 1, sig, 1)
+    _check_core("matvec", sig, 1, np.shape(a)[-1], np.shape(b)[-1])
+    out = np.matmul(a, b[..., :, None])[..., 0]
+    return out if out_axes is None else np.moveaxis(out, -1, out_axes[0])
+
+
+@register_function(np.vecmat, examples=[_ex((3,), (3, 4)), _ex((2, 3), (3, 4)), _ex((3,), (2, 3, 4)),
+                                        _ex((3,), (4, 3), axes=[(0,), (1, 0), (0,)])])
+def vecmat(x1, x2, /, *, axes=None):
+    """``x1[..., None, :] @ x2`` for stacks of vectors and matrices (NumPy's values; the operands
+    are real, so x1 needs no conjugate)."""
+    sig = "(n),(n,m)->(m)"
+    a_axes, b_axes, out_axes = _gufunc_axes("vecmat", (1, 2, 1), axes, None)
+    a = _core_last(_gufunc_operand(x1), a_axes, "vecmat", 0, sig, 1)
+    b = _core_last(_gufunc_operand(x2), b_axes, "vecmat", 1, sig, 2)
+    _check_core("vecmat", sig, 1, np.shape(a)[-1], np.shape(b)[-2])
+    out = np.matmul(a[..., None, :], b)[..., 0, :]
+    return out if out_axes is None else np.moveaxis(out, -1, out_axes[0])

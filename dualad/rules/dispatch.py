@@ -41,13 +41,24 @@ def _strip_out(kwargs, name):
 
 
 def array_ufunc(ufunc, method, inputs, kwargs, mode="dualad"):
-    """``__array_ufunc__`` for every traced type: look up the ufunc's rule and bind it."""
+    """``__array_ufunc__`` for every traced type: look up the ufunc's rule and bind it.
+
+    A ufunc without a rule of its own may have an implementation in ``FUNCTION_IMPLS`` written
+    with rules (several outputs as ``np.modf``, an integer operand as ``np.ldexp``, core
+    dimensions as ``np.vecdot``): its remaining keywords (``axes``, ``axis``) go to that.
+    """
     name = f"np.{ufunc.__name__}"
     if method == "__call__":
+        impl = None if ufunc in UFUNC_RULES else FUNCTION_IMPLS.get(ufunc)
+        if impl is not None and ufunc.nout > 1 and kwargs.get("out") is not None:
+            raise TypeError(f"{name}(..., out=) is not supported for traced arrays ({ufunc.nout} "
+                            "outputs): drop out=")
         out = _strip_out(kwargs, name) if kwargs else None
-        if kwargs:
+        if impl is not None:
+            result = impl(*inputs, **kwargs)
+        elif kwargs:
             raise TypeError(f"{name}: unsupported keyword arguments {sorted(kwargs)} for traced arrays")
-        if ufunc in NONDIFF_UFUNCS:
+        elif ufunc in NONDIFF_UFUNCS:
             result = ufunc(*[strip(x) for x in inputs])
         else:
             rule = UFUNC_RULES.get(ufunc)
@@ -59,11 +70,14 @@ def array_ufunc(ufunc, method, inputs, kwargs, mode="dualad"):
             out[...] = result
             return out
         return result
+    if method in ("reduce", "accumulate") and kwargs.get("out") is not None:
+        raise TypeError(f"{name}.{method}(..., out=) is not supported for traced arrays: drop out=")
+    kwargs.pop("out", None)
+    # ufunc.reduce and .accumulate default to axis 0 (np.sum, np.cumsum to all axes)
     if method == "reduce" and ufunc in _REDUCE:
-        _strip_out(kwargs, name)
-        return _REDUCE[ufunc](inputs[0], **kwargs)
+        return _REDUCE[ufunc](inputs[0], **{"axis": 0, **kwargs})
     if method == "accumulate" and ufunc in _ACCUMULATE:
-        return _ACCUMULATE[ufunc](inputs[0], **kwargs)
+        return _ACCUMULATE[ufunc](inputs[0], **{"axis": 0, **kwargs})
     raise MissingRuleError(f"{name}.{method} is not differentiable by {mode} yet "
                            "(supported: calls, add/multiply/maximum/minimum.reduce, add/multiply.accumulate)")
 

@@ -8,6 +8,16 @@ Constants are Python floats so float32 stays float32 (NEP 50 weak scalars).
 Conventions at non-differentiable points (tested in tests/test_conventions.py):
 abs'(±0) = 0; sign' = 0 (also floor, rint, np.round ...); maximum/minimum ties split
 0.5/0.5; sqrt'(0) = +inf; d(x**0)/dx = 0 (also at x = 0); d(0**y)/dy = 0; hypot'(0, 0) = 0.
+Tested in tests/test_numpy_coverage.py: copysign(x, y): d/dx = ±1 as the signs of x and y
+agree (0 at x = ±0, as abs), d/dy = 0; heaviside(x1, x2): d/dx1 = 0, d/dx2 = 1 where x1 == 0
+(the value is x2 there, as jnp.heaviside); nextafter(x, y) moves x by one ulp: d/dx = 1,
+d/dy = 0 (what central differences give); spacing is piecewise constant (a plain result, as
+floor); conjugate is the identity (a traced value is never complex).
+
+Ufuncs with several outputs or an integer operand are implementations of their own
+(``FUNCTION_IMPLS``, reached from ``__array_ufunc__``): modf (the fraction has derivative 1,
+the integral part is plain), frexp (the mantissa is ``ldexp(x, -e)``, the exponent plain),
+divmod (the quotient is plain, the remainder np.remainder's rule) and ldexp (linear in x).
 """
 from __future__ import annotations
 
@@ -15,8 +25,8 @@ import math
 
 import numpy as np
 
-from .core import (NONDIFF_UFUNCS, UFUNC_RULES, Elementwise, expand_to, full_batch, match_dtype,
-                   register_function, shape_of)
+from .core import (NONDIFF_UFUNCS, UFUNC_RULES, Elementwise, Linear, expand_to, full_batch,
+                   match_dtype, register_function, shape_of, unbroadcast)
 
 LN2, LN10 = math.log(2.0), math.log(10.0)
 WIDE = (-2.0, 2.0)
@@ -116,13 +126,94 @@ fmax = ufunc_rule(np.fmax, (lambda x, y, ans: (x > y) + 0.5 * (x == y) + np.isna
 fmin = ufunc_rule(np.fmin, (lambda x, y, ans: (x < y) + 0.5 * (x == y) + np.isnan(y),
                             lambda x, y, ans: (y < x) + 0.5 * (x == y) + np.isnan(x)))
 
+# -- signs and steps ----------------------------------------------------------
+copysign = ufunc_rule(np.copysign, (lambda x, y, ans: np.sign(x) * np.sign(ans), 0.0))
+heaviside = ufunc_rule(np.heaviside, (0.0, lambda x1, x2, ans: (x1 == 0) * 1.0), kernel=False)
+nextafter = ufunc_rule(np.nextafter, (1.0, 0.0))
+
+# -- other names of the rules above (distinct ufunc objects, the same functions) --
+UFUNC_RULES[np.degrees] = rad2deg
+UFUNC_RULES[np.radians] = deg2rad
+UFUNC_RULES[np.conjugate] = positive  # (np.conj is np.conjugate; a traced value is never complex)
+
 # -- piecewise constant and boolean ufuncs: results are plain arrays ----------
 NONDIFF_UFUNCS.update({
     np.floor, np.ceil, np.rint, np.trunc, np.sign, np.signbit, np.floor_divide,
     np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
     np.logical_and, np.logical_or, np.logical_xor, np.logical_not,
-    np.isnan, np.isinf, np.isfinite,
+    np.isnan, np.isinf, np.isfinite, np.spacing,
 })
+
+
+# -- ufuncs with several outputs or an integer operand: implementations of their own --------
+def _integer_operand(name, i):
+    plain = np.asarray(_plain(i))
+    if plain.dtype.kind not in "biu":
+        raise TypeError(f"np.{name}: the exponent must be an integer array, got dtype {plain.dtype}")
+    return plain
+
+
+def _ldexp_batched(tangents, primals, nb):
+    (t, _), (x, i) = tangents, primals
+    return np.ldexp(expand_to(t, nb, max(np.ndim(x), np.ndim(i))), i)
+
+
+def _ldexp_transpose(argnum, out_bar, primals, nb):
+    x, i = primals
+    return unbroadcast(np.ldexp(out_bar, i), np.shape(x), nb)
+
+
+#: ``x * 2**i``, linear in x (the tangent is scaled exactly as the value); i has no derivative
+ldexp_rule = Linear("ldexp", np.ldexp, _ldexp_batched, _ldexp_transpose, nondiff_argnums=(1,))
+ldexp_rule.saved_for = lambda argnum: (frozenset({1}), False)  # the transpose scales by 2**i too
+
+
+def _ldexp_examples():
+    return [lambda rng: ((rng.standard_normal((3, 4)), rng.integers(-3, 4, (3, 4))), {}),
+            lambda rng: ((rng.standard_normal((2, 3)), rng.integers(-2, 3, (3,))), {}),
+            lambda rng: ((rng.standard_normal((4,)), 3), {})]
+
+
+@register_function(np.ldexp, examples=_ldexp_examples())
+def ldexp(x1, x2, /, **kwargs):
+    """``x1 * 2**x2``: the derivative in x1 is ``2**x2`` (exact), x2 is an integer."""
+    _no_ufunc_keywords("ldexp", kwargs)
+    return ldexp_rule(x1, _integer_operand("ldexp", x2))
+
+
+#: the fractional part of np.modf (NumPy's value, with the sign of x): derivative 1
+modf_fraction = Elementwise("modf_fraction", lambda x: np.modf(x)[0], 1.0, kernel=False)
+
+
+@register_function(np.modf, examples=[lambda rng: ((rng.uniform(-3.0, 3.0, (3, 4)),), {})])
+def modf(x, /, **kwargs):
+    """``(fraction, integral part)``: the fraction follows x (derivative 1), the integral part is
+    piecewise constant (a plain array, as np.trunc)."""
+    _no_ufunc_keywords("modf", kwargs)
+    return modf_fraction(x), np.modf(np.asarray(_plain(x)))[1]
+
+
+@register_function(np.frexp, examples=[lambda rng: ((rng.uniform(-3.0, 3.0, (3, 4)),), {})])
+def frexp(x, /, **kwargs):
+    """``(mantissa, exponent)``: the mantissa is ``ldexp(x, -exponent)`` (derivative ``2**-e``),
+    the exponent a plain integer array."""
+    _no_ufunc_keywords("frexp", kwargs)
+    exponent = np.frexp(np.asarray(_plain(x)))[1]
+    return ldexp_rule(x, -exponent), exponent
+
+
+@register_function(np.divmod, examples=[lambda rng: ((rng.uniform(0.2, 3.0, (3, 4)),
+                                                      rng.uniform(0.2, 3.0, (4,))), {})])
+def divmod_(x1, x2, /, **kwargs):
+    """``(floor_divide, remainder)``: the quotient is piecewise constant (plain, as
+    np.floor_divide), the remainder np.remainder's rule (NumPy computes both the same way)."""
+    _no_ufunc_keywords("divmod", kwargs)
+    return np.floor_divide(_plain(x1), _plain(x2)), remainder(x1, x2)
+
+
+def _no_ufunc_keywords(name, kwargs):
+    if kwargs:
+        raise TypeError(f"np.{name}: unsupported keyword arguments {sorted(kwargs)} for traced arrays")
 
 
 # -- functions that are elementwise but not ufuncs ----------------------------
@@ -199,3 +290,39 @@ def _plain(x):
     while getattr(x, "_ad_level", None) is not None:
         x = x._ad_primal()
     return x
+
+
+# NumPy dispatches np.select on condlist and choicelist only: with every choice a constant (a
+# program value of the fuzzer may be one), a traced default reaches NumPy's own code, which
+# refuses it (DerivativeDropError). So the examples keep the default a number;
+# tests/test_numpy_coverage.py differentiates a traced default beside a traced choice.
+def _examples_select(rng):
+    x = rng.standard_normal((3, 4))
+    return ([x < -0.5, x > 0.5], [x, rng.standard_normal((4,))]), {"default": -0.75}
+
+
+@register_function(np.select, examples=[_examples_select,
+                                        lambda rng: (([np.array([True, False, True])],
+                                                      [rng.standard_normal((2, 3))]), {"default": 0.5})])
+def select(condlist, choicelist, default=0):
+    """NumPy's select as a chain of selects (the first true condition wins): each entry's
+    derivative is that of the choice (or default) it comes from."""
+    if len(condlist) != len(choicelist):
+        raise ValueError("list of cases must be same length as list of conditions")
+    if len(condlist) == 0:
+        raise ValueError("select with an empty condition list is not possible")
+    # NumPy keeps Python scalars weak when it works out the result's dtype (NEP 50)
+    choices = [c if type(c) in (int, float) or getattr(c, "_ad_level", None) is not None
+               else np.asarray(c) for c in list(choicelist) + [default]]
+    dtype = np.result_type(*[_plain(c) for c in choices])
+    conditions = [np.asarray(_plain(c)) for c in condlist]
+    for i, cond in enumerate(conditions):
+        if cond.dtype.type is not np.bool_:
+            raise TypeError(f"invalid entry {i} in condlist: should be boolean ndarray")
+    shape = np.broadcast_shapes(*[c.shape for c in conditions], *[np.shape(c) for c in choices])
+    result = choices[-1]
+    for cond, choice in zip(conditions[::-1], choices[-2::-1]):
+        result = where_rule(cond, choice, result)
+    if np.shape(result) != shape:
+        result = np.broadcast_to(result, shape)
+    return result if _plain(result).dtype == dtype else result.astype(dtype)

@@ -9,6 +9,12 @@ import numpy as np
 from .dispatch import strip
 from .shape import astype_rule
 
+_NOVALUE = np._NoValue  # (the default NumPy's reductions take as "not given")
+
+
+def _given(**kwargs) -> dict:
+    return {key: value for key, value in kwargs.items() if value is not None and value is not _NOVALUE}
+
 
 class ArrayMethods:
     """Mixin: ``x.sum()``, ``x.reshape(...)``, ``x.T`` ... as on an ndarray."""
@@ -37,32 +43,40 @@ class ArrayMethods:
     def swapaxes(self, axis1, axis2):
         return np.swapaxes(self, axis1, axis2)
 
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
-        return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+    # only the keywords given are passed on: np.sum(x, axis=..., keepdims=...) alone takes the
+    # traced types' shortcut to the rule
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, initial=_NOVALUE, where=_NOVALUE):
+        return np.sum(self, axis=axis, keepdims=keepdims,
+                      **_given(dtype=dtype, out=out, initial=initial, where=where))
 
-    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
-        return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, *, where=_NOVALUE):
+        return np.mean(self, axis=axis, keepdims=keepdims, **_given(dtype=dtype, out=out, where=where))
 
-    def prod(self, axis=None, keepdims=False):
-        return np.prod(self, axis=axis, keepdims=keepdims)
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False, initial=_NOVALUE, where=_NOVALUE):
+        return np.prod(self, axis=axis, keepdims=keepdims,
+                       **_given(dtype=dtype, out=out, initial=initial, where=where))
 
-    def max(self, axis=None, keepdims=False):
-        return np.max(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, out=None, keepdims=False, initial=_NOVALUE, where=_NOVALUE):
+        return np.max(self, axis=axis, keepdims=keepdims, **_given(out=out, initial=initial, where=where))
 
-    def min(self, axis=None, keepdims=False):
-        return np.min(self, axis=axis, keepdims=keepdims)
+    def min(self, axis=None, out=None, keepdims=False, initial=_NOVALUE, where=_NOVALUE):
+        return np.min(self, axis=axis, keepdims=keepdims, **_given(out=out, initial=initial, where=where))
 
-    def var(self, axis=None, ddof=0, keepdims=False):
-        return np.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOVALUE,
+            mean=_NOVALUE, correction=_NOVALUE):
+        return np.var(self, axis=axis, ddof=ddof, keepdims=keepdims,
+                      **_given(dtype=dtype, out=out, where=where, mean=mean, correction=correction))
 
-    def std(self, axis=None, ddof=0, keepdims=False):
-        return np.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOVALUE,
+            mean=_NOVALUE, correction=_NOVALUE):
+        return np.std(self, axis=axis, ddof=ddof, keepdims=keepdims,
+                      **_given(dtype=dtype, out=out, where=where, mean=mean, correction=correction))
 
-    def cumsum(self, axis=None):
-        return np.cumsum(self, axis=axis)
+    def cumsum(self, axis=None, dtype=None, out=None):
+        return np.cumsum(self, axis=axis, **_given(dtype=dtype, out=out))
 
-    def cumprod(self, axis=None):
-        return np.cumprod(self, axis=axis)
+    def cumprod(self, axis=None, dtype=None, out=None):
+        return np.cumprod(self, axis=axis, **_given(dtype=dtype, out=out))
 
     def trace(self, offset=0, axis1=0, axis2=1):
         return np.trace(self, offset, axis1, axis2)

@@ -3,14 +3,23 @@
 ``sum`` and ``cumsum`` are linear. ``prod``, ``max`` and ``min`` are *weighted*
 reductions: ``d reduce(x) = sum(w * dx)`` with weights ``w`` of x's shape (exclusive
 products for prod; tie-split indicator for max/min). The rest are composites.
+
+Keywords as NumPy's: ``dtype=`` (a float dtype) casts before reducing; ``where=`` masks
+entries out (a masked sum is its own linear primitive, since NumPy sums a masked row in runs
+and so rounds differently from a sum of zero-filled entries; prod, max and min reduce
+``where(mask, x, identity)``, which gives NumPy's values); ``initial=`` starts the reduction
+(prod, max and min reduce ``[initial, entries...]`` in NumPy's order).
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from .. import kernels
 from .core import Linear, Rule, broadcast_view, normalize_axis, register_function, shift_axis
-from .shape import _ex, reshape, transpose
+from .elementwise import where_rule
+from .shape import _ex, astype_rule, concatenate, reshape, transpose
 
 _NOVALUE = np._NoValue
 
@@ -37,6 +46,71 @@ def _check_no_extras(name, **extras):
     for key, value in extras.items():
         if value is not None and value is not _NOVALUE:
             raise TypeError(f"np.{name}(..., {key}=) is not supported for traced arrays")
+
+
+def _given(value) -> bool:
+    return value is not _NOVALUE and value is not None
+
+
+def _cast(a, dtype, name):
+    """``a`` in a float ``dtype`` (NumPy casts the entries as it reduces them)."""
+    if dtype is None:
+        return a
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"np.{name}(..., dtype={dtype}): only float dtypes (float16, float32, "
+                        "float64) are differentiable; reduce first, then cast the result")
+    return a if _strip(a).dtype == dtype else astype_rule(a, dtype=dtype)
+
+
+def _mask(where):
+    """``where=`` as a plain boolean array, or None where it selects every entry."""
+    if where is _NOVALUE or where is True:
+        return None
+    return np.asarray(_strip(where))
+
+
+def _plain_initial(name, initial):
+    if getattr(initial, "_ad_level", None) is not None:
+        raise TypeError(f"np.{name}(..., initial=) must be a plain number for traced arrays "
+                        "(add a traced start to the result instead)")
+    return initial
+
+
+def _count_items(shape, axis, keepdims, mask):
+    """How many entries each result reduces: NumPy's ``_count_reduce_items``."""
+    if mask is None:
+        return np.intp(np.prod([shape[i] for i in _axes(axis, len(shape))], dtype=np.intp))
+    return np.add.reduce(np.broadcast_to(mask, shape), axis=_axis_arg(axis), dtype=np.intp,
+                         keepdims=keepdims)
+
+
+def _divide_by_count(v, count):
+    """``v / count`` as NumPy's mean and var divide: in float64, rounded to ``v``'s dtype.
+
+    Where ``count`` is exact in v's dtype the division is done there (one operation fewer):
+    float64 has more than twice the digits of float32 and float16 plus two, so rounding the
+    float64 quotient again gives the correctly rounded quotient, the same bits.
+    """
+    dtype = _strip(v).dtype
+    c = np.asarray(count, dtype=np.float64)
+    if dtype != np.float64 and not np.array_equal(c.astype(dtype), c):
+        return astype_rule(v / c, dtype=dtype)
+    return v / (float(c) if c.ndim == 0 else c.astype(dtype))
+
+
+def _with_initial(a, axis, initial, keepdims):
+    """``(b, shape)``: ``a`` with the reduced axes flattened into the last one and ``initial``
+    put first there (NumPy starts a reduction from ``initial`` and goes through the entries
+    in order), and the shape the reduction of ``b`` along its last axis must be given."""
+    shape = _shape(a)
+    axes = _axes(axis, len(shape))
+    rest = [d for d in range(len(shape)) if d not in axes]
+    lead = tuple(shape[d] for d in rest)
+    flat = reshape(transpose(a, tuple(rest) + axes), lead + (-1,))
+    first = np.full(lead + (1,), initial, dtype=_strip(a).dtype)
+    out_shape = tuple(1 if d in axes else n for d, n in enumerate(shape)) if keepdims else lead
+    return concatenate([first, flat], axis=-1), out_shape
 
 
 # -- sum ----------------------------------------------------------------------
@@ -79,10 +153,47 @@ def _axis_arg(axis):
     return tuple(axis) if isinstance(axis, list) else axis
 
 
-@register_function(np.sum, examples=[_ex((3, 4)), _ex((3, 4), axis=0), _ex((2, 3, 4), axis=(0, 2), keepdims=True)])
+def _masked_sum_batched(tangents, primals, nb, where, axis, keepdims, initial):
+    (t,) = tangents
+    ndim = np.ndim(primals[0])
+    if where is not None:
+        where = np.broadcast_to(where, np.shape(primals[0]))
+    return np.sum(t, axis=shift_axis(axis, nb, ndim), keepdims=keepdims,
+                  **({} if where is None else {"where": where}))
+
+
+def _masked_sum_transpose(argnum, out_bar, primals, nb, where, axis, keepdims, initial):
+    g = _sum_transpose(argnum, out_bar, primals, nb, axis, keepdims)
+    return g if where is None else np.where(np.broadcast_to(where, np.shape(primals[0])), g, 0.0)
+
+
+def _masked_sum_primal(x, where, axis, keepdims, initial):
+    return np.sum(x, axis=axis, keepdims=keepdims, initial=initial,
+                  **({} if where is None else {"where": where}))
+
+
+#: ``np.sum(x, where=mask, initial=c)``: NumPy's masked sum for the value (it sums each run of
+#: selected entries, so it rounds unlike a sum of zero-filled entries), linear in x
+masked_sum_rule = Linear("masked_sum", _masked_sum_primal, _masked_sum_batched, _masked_sum_transpose)
+
+
+def _keepdims(keepdims) -> bool:
+    return False if keepdims is _NOVALUE else bool(keepdims)
+
+
+@register_function(np.sum, examples=[_ex((3, 4)), _ex((3, 4), axis=0), _ex((2, 3, 4), axis=(0, 2), keepdims=True),
+                                     _ex((3, 4), axis=1, where=np.array([True, False, True, True])),
+                                     _ex((2, 3), initial=1.5, dtype="float64",
+                                         where=np.array([[True], [False]]))])
 def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOVALUE, where=_NOVALUE):
-    _check_no_extras("sum", dtype=dtype, out=out, initial=initial, where=where)
-    return sum_rule(a, axis=_axis_arg(axis), keepdims=bool(keepdims) if keepdims is not _NOVALUE else False)
+    """NumPy's sum; ``where=``/``initial=`` take the masked sum (NumPy's value), ``dtype=`` casts first."""
+    _check_no_extras("sum", out=out)
+    a = _cast(a, dtype, "sum")
+    mask = _mask(where)
+    if mask is None and initial is _NOVALUE:
+        return sum_rule(a, axis=_axis_arg(axis), keepdims=_keepdims(keepdims))
+    return masked_sum_rule(a, where=mask, axis=_axis_arg(axis), keepdims=_keepdims(keepdims),
+                           initial=_plain_initial("sum", initial))
 
 
 def _count(shape, axis):
@@ -101,10 +212,23 @@ mean_rule = Linear("mean", lambda x, axis, keepdims: np.mean(x, axis=axis, keepd
                    _mean_batched, _mean_transpose)
 
 
-@register_function(np.mean, examples=[_ex((3, 4)), _ex((3, 4), axis=1, keepdims=True)])
+@register_function(np.mean, examples=[_ex((3, 4)), _ex((3, 4), axis=1, keepdims=True),
+                                      _ex((3, 4), axis=0, where=np.array([[True], [False], [True]])),
+                                      _ex((2, 3), dtype="float64", keepdims=True)])
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=_NOVALUE):
-    _check_no_extras("mean", dtype=dtype, out=out, where=where)
-    return mean_rule(a, axis=_axis_arg(axis), keepdims=bool(keepdims) if keepdims is not _NOVALUE else False)
+    """NumPy's mean; with ``dtype=`` or ``where=`` its ``_mean`` step by step (the same rounding)."""
+    _check_no_extras("mean", out=out)
+    mask, keepdims = _mask(where), _keepdims(keepdims)
+    if dtype is None and mask is None:
+        return mean_rule(a, axis=_axis_arg(axis), keepdims=keepdims)
+    # NumPy's _mean: a sum (in dtype; float16 in float32) divided by the count
+    count = _count_items(_shape(a), axis, keepdims, mask)
+    if np.any(count == 0):
+        warnings.warn("Mean of empty slice", RuntimeWarning, stacklevel=4)
+    half = dtype is None and _strip(a).dtype == np.float16
+    total = sum(a, axis=axis, dtype=np.float32 if half else dtype, keepdims=keepdims, where=where)
+    result = _divide_by_count(total, count)
+    return astype_rule(result, dtype=np.float16) if half else result
 
 
 # -- weighted reductions: prod, max, min ---------------------------------------
@@ -181,10 +305,24 @@ min_rule = Weighted("min", _reduce_primal(np.minimum.reduce), _extremum_weights,
 prod_rule = Weighted("prod", _reduce_primal(np.prod), _prod_weights)
 
 
+#: the value a masked-out entry takes: the reduction's identity
+_IDENTITY = {"prod": 1.0, "max": -np.inf, "min": np.inf}
+
+
 def _weighted_impl(rule, name):
     def impl(a, axis=None, out=None, keepdims=False, initial=_NOVALUE, where=_NOVALUE, dtype=None):
-        _check_no_extras(name, out=out, initial=initial, where=where, dtype=dtype)
-        return rule(a, axis=_axis_arg(axis), keepdims=bool(keepdims))
+        _check_no_extras(name, out=out)
+        a, mask, keepdims = _cast(a, dtype, name), _mask(where), _keepdims(keepdims)
+        if mask is not None:
+            if initial is _NOVALUE and rule is not prod_rule:
+                raise ValueError(f"reduction operation '{'maximum' if rule is max_rule else 'minimum'}' "
+                                 "does not have an identity, so to use a where mask one has to "
+                                 "specify 'initial'")
+            a = where_rule(np.broadcast_to(mask, _shape(a)), a, _IDENTITY[rule.name])
+        if initial is _NOVALUE:
+            return rule(a, axis=_axis_arg(axis), keepdims=keepdims)
+        b, out_shape = _with_initial(a, axis, _plain_initial(name, initial), keepdims)
+        return reshape(rule(b, axis=-1, keepdims=False), out_shape)
     impl.__name__ = name
     return impl
 
@@ -194,10 +332,13 @@ def _weighted_impl(rule, name):
 SIMPLE_REDUCTIONS = {np.sum: sum_rule, np.mean: mean_rule, np.max: max_rule, np.amax: max_rule,
                      np.min: min_rule, np.amin: min_rule}
 
-_REDUCE_EXAMPLES = [_ex((3, 4)), _ex((3, 4), axis=0), _ex((2, 3, 4), axis=(0, 2), keepdims=True)]
+_REDUCE_EXAMPLES = [_ex((3, 4)), _ex((3, 4), axis=0), _ex((2, 3, 4), axis=(0, 2), keepdims=True),
+                    _ex((3, 4), axis=1, initial=0.5, where=np.array([True, False, True, True])),
+                    _ex((2, 3, 2), axis=(2, 0), initial=-0.25, keepdims=True)]
 for _func, _rule in ((np.max, max_rule), (np.amax, max_rule), (np.min, min_rule),
                      (np.amin, min_rule), (np.prod, prod_rule)):
-    register_function(_func, examples=_REDUCE_EXAMPLES)(_weighted_impl(_rule, _func.__name__))
+    _examples = _REDUCE_EXAMPLES + ([_ex((2, 3), dtype="float64")] if _rule is prod_rule else [])
+    register_function(_func, examples=_examples)(_weighted_impl(_rule, _func.__name__))
 
 
 def _strip(x):
@@ -216,7 +357,8 @@ def _index_result(func):
 
 for _func in (np.argmax, np.argmin, np.argsort, np.argwhere, np.nonzero, np.flatnonzero,
               np.count_nonzero, np.shape, np.ndim, np.size, np.isclose, np.allclose,
-              np.array_equal, np.argpartition, np.searchsorted, np.any, np.all):
+              np.array_equal, np.argpartition, np.searchsorted, np.any, np.all,
+              np.result_type, np.can_cast):
     register_function(_func)(_index_result(_func))
 
 
@@ -285,25 +427,39 @@ def logsumexp(a, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fal
 
 
 # -- variance and standard deviation ------------------------------------------
-@register_function(np.var, examples=[_ex((3, 4)), _ex((3, 4), axis=0, ddof=1)])
+@register_function(np.var, examples=[_ex((3, 4)), _ex((3, 4), axis=0, ddof=1),
+                                     _ex((3, 4), axis=1, where=np.array([True, True, False, True])),
+                                     _ex((2, 3), dtype="float64", correction=1, keepdims=True)])
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOVALUE,
         mean=_NOVALUE, correction=_NOVALUE):
-    _check_no_extras("var", dtype=dtype, out=out, where=where, mean=mean)
+    """NumPy's ``_var`` step by step (so the same rounding): the mean (a sum in ``dtype`` over
+    the count), the squared deviations of ``a`` from it, their sum in ``dtype`` over the count
+    less ``ddof``. A traced ``mean=`` is differentiated too."""
+    _check_no_extras("var", out=out)
     if correction is not _NOVALUE:
+        if ddof != 0:
+            raise ValueError("ddof and correction can't be provided simultaneously.")
         ddof = correction
-    axes = _axes(axis, np.ndim(a))
-    count = int(np.prod([np.shape(a)[i] for i in axes], dtype=np.int64))
-    centred = a - _mean_kept(a, axes, count)
-    return sum(centred * centred, axis=axes, keepdims=keepdims) / float(max(count - ddof, 0))
+    mask, keepdims = _mask(where), _keepdims(keepdims)
+    count = _count_items(_shape(a), axis, keepdims, mask)
+    if np.any(ddof >= count):
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=4)
+    if mean is not _NOVALUE:
+        centre = mean
+    else:
+        centre = sum(a, axis=axis, dtype=dtype, keepdims=True, where=where)
+        centre = _divide_by_count(centre, count if np.ndim(count) == 0 else
+                                  np.reshape(count, _shape(centre)))
+    deviation = a - centre
+    total = sum(np.square(deviation), axis=axis, dtype=dtype, keepdims=keepdims, where=where)
+    return _divide_by_count(total, np.maximum(count - ddof, 0))
 
 
-def _mean_kept(a, axes, count):
-    return sum(a, axis=axes, keepdims=True) / float(count)
-
-
-@register_function(np.std, examples=[_ex((3, 4)), _ex((3, 4), axis=1, ddof=1)])
+@register_function(np.std, examples=[_ex((3, 4)), _ex((3, 4), axis=1, ddof=1),
+                                     _ex((3, 4), axis=0, where=np.array([[True], [True], [False]]))])
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOVALUE,
         mean=_NOVALUE, correction=_NOVALUE):
+    """The square root of ``var`` (NumPy's std)."""
     return np.sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
                        where=where, mean=mean, correction=correction))
 
@@ -329,7 +485,8 @@ cumsum_rule = Linear("cumsum", lambda x, axis: np.cumsum(x, axis=axis), _cumsum_
 
 
 def _scan_args(a, axis, name, dtype, out):
-    _check_no_extras(name, dtype=dtype, out=out)
+    _check_no_extras(name, out=out)
+    a = _cast(a, dtype, name)
     if axis is None:
         return reshape(a, (-1,)), 0
     return a, normalize_axis(axis, np.ndim(a))

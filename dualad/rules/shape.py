@@ -284,11 +284,28 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
 
 
 # -- composites: written with the primitives above -----------------------------
-@register_function(np.reshape, examples=[_ex((3, 4), [4, 3]), _ex((3, 4), -1)])
+def _fortran_layout(a) -> bool:
+    """Whether ``a``'s values (its primal) are Fortran- but not C-contiguous: order 'A' is F."""
+    flags = getattr(np.asarray(strip(a)), "flags", None)
+    return flags is not None and flags.f_contiguous and not flags.c_contiguous
+
+
+@register_function(np.reshape, examples=[_ex((3, 4), [4, 3]), _ex((3, 4), -1),
+                                         _ex((2, 3, 2), [3, 4], order="F"), _ex((3, 4), [2, -1], order="A")])
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
-    if order != "C":
-        raise TypeError("only order='C' reshapes are differentiable in dualad/reversead")
-    return reshape_rule(a, shape=_as_shape(shape if shape is not None else newshape, a))
+    """Orders 'F' (and 'A' for Fortran-contiguous values) read and write in Fortran order: a
+    C-order reshape between reversed axes, ``reshape(a.T, shape[::-1]).T``."""
+    shape = shape if shape is not None else newshape
+    if order == "A":
+        order = "F" if _fortran_layout(a) else "C"
+    if order == "C":
+        return reshape_rule(a, shape=_as_shape(shape, a))
+    if order == "F":
+        flipped = reshape_rule(transpose(a), shape=_as_shape(shape, a)[::-1])
+        return transpose(flipped)
+    if order == "K":
+        raise ValueError("order 'K' is not permitted for reshaping")
+    raise ValueError(f"order must be one of 'C', 'F', 'A', or 'K' (got {order!r})")
 
 
 @register_function(np.transpose, examples=[_ex((3, 4)), _ex((2, 3, 4), [1, 2, 0])])
@@ -302,8 +319,33 @@ def broadcast_to(array, shape, subok=False):
     return broadcast_to_rule(array, shape=shape)
 
 
-@register_function(np.ravel, examples=[_ex((3, 4))])
+def _memory_order(shape, strides):
+    """The axes, outermost first, in which NumPy's iterator reads an array for order 'K'
+    (``npyiter_find_best_axis_ordering``): an insertion sort by decreasing stride magnitude
+    in which a zero stride (a broadcast or size-1 axis) orders nothing; negative strides are
+    read as they run (ravel does not flip them)."""
+    strides = [0 if n == 1 else st for n, st in zip(shape, strides)]
+    perm = list(range(len(shape)))[::-1]  # fastest first
+    for i in range(1, len(perm)):
+        axis, place = perm[i], i
+        for j in range(i - 1, -1, -1):
+            if strides[axis] != 0 and strides[perm[j]] != 0:
+                if abs(strides[perm[j]]) <= abs(strides[axis]):
+                    break
+                place = j
+        perm.insert(place, perm.pop(i))
+    return perm[::-1]
+
+
+@register_function(np.ravel, examples=[_ex((3, 4)), _ex((2, 3, 2), order="F"), _ex((3, 2), order="K")])
 def ravel(a, order="C"):
+    """Order 'K' reads the values in the order they lie in memory, as NumPy's ravel does (the
+    layout of the traced values, which is NumPy's for the same operations); 'A' as 'F' for
+    Fortran-contiguous values, else as 'C'."""
+    if order == "K":
+        values = np.asarray(strip(a))
+        axes = _memory_order(values.shape, values.strides)
+        return reshape(transpose(a, axes), -1) if axes != sorted(axes) else reshape(a, -1)
     return reshape(a, -1, order=order)
 
 
