@@ -21,6 +21,7 @@ from dualad import DualArray, MissingRuleError, SingularMatrixError, UndefinedDe
 from dualad.errors import ADError
 from dualad.rules import decompositions
 from dualad.testing import check_grads
+from _cases import _call, _leaves, _values, _traced_call
 
 DTYPES = [np.float64, np.float32]
 MODES = {"fwd": dualad, "rev": rd}
@@ -181,35 +182,6 @@ CASES = {
 def _point(makers, dtype, rng):
     x = tuple(make(rng).astype(dtype) for make in makers)
     return x[0] if len(x) == 1 else x
-
-
-def _call(f, x):
-    return f(*x) if isinstance(x, tuple) else f(x)
-
-
-def _leaves(tree):
-    if isinstance(tree, (tuple, list)):
-        return [leaf for t in tree for leaf in _leaves(t)]
-    return [tree]
-
-
-def _values(y):
-    """The plain values of a result (DualArray, Tensor, or arrays), leaf by leaf."""
-    out = []
-    for leaf in _leaves(y):
-        while getattr(leaf, "_ad_level", None) is not None:
-            leaf = leaf._ad_primal()
-        out.append(np.asarray(leaf))
-    return out
-
-
-def _traced_call(f, x, mode):
-    xs = x if isinstance(x, tuple) else (x,)
-    if mode == "fwd":
-        args = [DualArray(v, np.ones((1,) + v.shape, v.dtype)) for v in xs]
-    else:
-        args = [rd.tensor(v, requires_grad=True) for v in xs]
-    return f(*args)
 
 
 def _scalar(f):

@@ -22,6 +22,7 @@ import reversead as rd
 from dualad import DualArray
 from dualad.rules import FUNCTION_IMPLS, NONDIFF_UFUNCS, UFUNC_RULES
 from dualad.testing import check_grads
+from _cases import _call, _leaves
 
 DTYPES = [np.float64, np.float32]
 MASK = np.array([[True, False, True, True], [False, True, True, True], [True, True, False, True]])
@@ -151,16 +152,6 @@ def _point(name, dtype, rng):
         for index in NANS[shapes[0]]:
             x[0][index] = np.nan
     return x[0] if len(x) == 1 else tuple(x)
-
-
-def _call(f, x):
-    return f(*x) if isinstance(x, tuple) else f(x)
-
-
-def _leaves(tree):
-    if isinstance(tree, (tuple, list)):
-        return [leaf for t in tree for leaf in _leaves(t)]
-    return [tree]
 
 
 def _plain(y):
