@@ -914,10 +914,37 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
         return data.item()
 
     def __float__(self):
+        if self.requires_grad:
+            self._numpy_conversion("float")
         return float(self.item())
 
     def __int__(self):
+        if self.requires_grad:
+            self._numpy_conversion("int")
         return int(self.item())
+
+    def __complex__(self):
+        if self.requires_grad:
+            self._numpy_conversion("complex")
+        return complex(self.item())
+
+    def _numpy_conversion(self, kind):
+        """Refuse ``float(t)`` made by NumPy's own code on an argument it does not dispatch on.
+
+        ``float(loss)`` in user code drops the gradient on purpose (as in PyTorch). NumPy's
+        ``np.interp(x, xp, fp, left=t)`` with plain x, xp, fp never reaches ``__array_function__``
+        (NumPy dispatches on x, xp and fp only) and turns ``t`` into a float itself: the
+        gradient would be lost without a word. The caller's frame tells the two apart.
+        """
+        frame = sys._getframe(2)  # (0: this method, 1: __float__; C frames are not listed)
+        module = frame.f_globals.get("__name__") or ""
+        if (module == "numpy" or module.startswith("numpy.")) and is_grad_enabled():
+            raise RuntimeError(
+                f"np.{frame.f_code.co_name} converted a Tensor that requires grad to a Python "
+                f"{kind}: NumPy does not dispatch on that argument, so reversead never sees the "
+                "call and the gradient would be lost. Make an argument NumPy dispatches on a "
+                "Tensor too (for np.interp: x, xp or fp, e.g. rd.tensor(fp)), or pass "
+                "tensor.item() to drop the gradient deliberately.")
 
     def __format__(self, spec):
         # a one-element tensor formats as its number (f"{loss:.3f}"), as in PyTorch

@@ -321,3 +321,25 @@ def test_errors_are_ad_errors():
         rd.tensor(1.0).backward()
     with pytest.raises(rd.InplaceError):
         x += 1
+
+
+def test_numpy_converting_a_traced_argument_it_does_not_dispatch_on_is_refused():
+    """np.interp dispatches on x, xp and fp only: a Tensor passed as ``left=`` beside plain
+    arrays is turned into a float by NumPy's own code, which used to drop its gradient."""
+    x, xp, fp = np.array([-1.0, 0.5, 3.0]), np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 0.0])
+    left = rd.tensor(5.0, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"np.interp converted a Tensor that requires grad .*"
+                                           r"gradient would be lost"):
+        np.interp(x, xp, fp, left=left)
+    with pytest.raises(RuntimeError, match="np.interp converted"):
+        np.interp(x, xp, fp, right=left * 2.0)
+    # with a dispatched argument traced, reversead computes the call and keeps the gradient
+    y = np.interp(x, xp, rd.tensor(fp), left=left, right=left * 2.0)
+    y.sum().backward()
+    assert left.grad == 1.0 + 2.0
+    # the user's own conversions still drop the gradient deliberately, as in PyTorch
+    assert float(left) == 5.0 and int(left) == 5 and complex(left) == 5.0
+    with rd.no_grad():  # no graph is being built: nothing to lose
+        np.testing.assert_array_equal(np.interp(x, xp, fp, left=left), [5.0, 1.5, 0.0])
+    plain = rd.tensor(5.0)  # does not require grad
+    np.testing.assert_array_equal(np.interp(x, xp, fp, left=plain), [5.0, 1.5, 0.0])
