@@ -139,8 +139,12 @@ class FunctionNode(Node):
         return tuple(grads)
 
     def release(self):
-        self.ctx._freed = True
-        self.freed = True
+        # as in PyTorch: what ``save_for_backward`` kept is dropped (reading ``saved_tensors``
+        # later raises), and a Function that saved nothing can backward again
+        ctx = self.ctx
+        if ctx._saved:
+            ctx._freed = True
+            ctx._saved = ()
 
 
 class Function:

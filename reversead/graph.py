@@ -181,7 +181,8 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None, 
             in_grads = ()
         if not retain_graph:
             if type(node) is _RULE_NODE:
-                node.saved = node.out = None  # ``RuleNode.release``, without the call
+                if node.frees:  # ``RuleNode.release``, without the call
+                    node.saved = node.out = None
             else:
                 node.release()
         # (one array sent to two inputs, as a + b does, needs no marking here: the first

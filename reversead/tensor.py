@@ -87,11 +87,14 @@ class RuleNode(Node):
     (``MulBackward``, a subclass made per rule) when user code first sees it
     (``Tensor.grad_fn``, ``next_functions``). ``versions`` is None or a flat tuple
     ``(index, counter, version, ...)`` of the saved values' version counters (index
-    ``len(saved)`` is the output). ``scalar``: every input was a 0-d float.
+    ``len(saved)`` is the output). ``scalar``: every input was a 0-d float. ``frees``: the
+    node saved a value for its VJP (an input, a constant or its output), which a backward
+    without ``retain_graph`` releases; a node that saved none (add, sum, reshape) can run
+    again, as in PyTorch.
     """
 
     __slots__ = ("info", "static", "saved", "out", "versions", "site_file", "site_line", "needed",
-                 "scalar")
+                 "scalar", "frees")
 
     @property
     def rule(self):
@@ -204,7 +207,8 @@ class RuleNode(Node):
             "operation (+=, x[i] = ..., out=) with an out-of-place one.")
 
     def release(self):
-        self.saved = self.out = None  # (``apply`` knows a freed node by ``saved is None``)
+        if self.frees:
+            self.saved = self.out = None  # (``apply`` knows a freed node by ``saved is None``)
 
 
 _graph._RULE_NODE = RuleNode
@@ -486,6 +490,7 @@ def _apply_scalar(info, xs, depth):
     node.saved = saved
     node.needed = needed
     node.scalar = vjp
+    node.frees = kept or keep_out
     result.requires_grad = True
     result._fn = node
     if keep_out:
@@ -589,6 +594,7 @@ def _apply_general(info, rule, xs, static):
     node.saved = saved
     node.needed = needed
     node.scalar = scalar
+    node.frees = kept or keep_out
     result.requires_grad = True
     result._fn = node
     if keep_out:

@@ -343,3 +343,58 @@ def test_numpy_converting_a_traced_argument_it_does_not_dispatch_on_is_refused()
         np.testing.assert_array_equal(np.interp(x, xp, fp, left=left), [5.0, 1.5, 0.0])
     plain = rd.tensor(5.0)  # does not require grad
     np.testing.assert_array_equal(np.interp(x, xp, fp, left=plain), [5.0, 1.5, 0.0])
+
+
+# which graphs a second backward (without retain_graph) may go through: those whose nodes saved
+# no value, as in PyTorch 2.x (checked there: add, neg, sub, reshape/T, slicing, mean, cat,
+# expand run again; a product or quotient with a number saves that number, exp saves its output)
+@pytest.mark.parametrize("op, again", [
+    (lambda t: t + 2.0, True), (lambda t: -t, True), (lambda t: 2.0 - t, True),
+    (lambda t: t + t, True), (lambda t: np.mean(t), True),
+    (lambda t: t * 3.0, False), (lambda t: t / 2.0, False), (lambda t: t * np.array(2.0), False),
+    (np.exp, False), (lambda t: np.sin(t) + 1.0, False)])
+@pytest.mark.parametrize("shape", [(), (3,)])
+def test_second_backward_through_a_graph_that_saved_nothing(op, again, shape):
+    x = _leaf(shape, 0.5)
+    y = np.sum(op(x))
+    y.backward()
+    first = np.array(x.grad)
+    if again:
+        y.backward()
+        np.testing.assert_allclose(x.grad, 2 * first)
+    else:
+        with pytest.raises(RuntimeError, match="second time"):
+            y.backward()
+
+
+@pytest.mark.parametrize("op", [lambda t: t.reshape(3, 1).T, lambda t: t[1:], lambda t: t[[0, 0, 2]],
+                                lambda t: np.concatenate([t, t]), lambda t: np.broadcast_to(t, (2, 3))])
+def test_second_backward_through_views_and_joins(op):
+    x = _leaf((3,), 0.5)
+    y = np.sum(op(x) * np.ones(1))  # (the product saved a constant: freed)
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+    x.grad = None
+    y = np.sum(op(x))  # structural ops save no values
+    y.backward()
+    first = np.array(x.grad)
+    y.backward()
+    np.testing.assert_allclose(x.grad, 2 * first)
+
+
+def test_custom_function_that_saved_nothing_runs_again():
+    class Double(rd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2.0
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2.0
+
+    x = _leaf((3,), 0.5)
+    y = np.sum(Double.apply(x))
+    y.backward()
+    y.backward()
+    np.testing.assert_allclose(x.grad, np.full(3, 4.0))
