@@ -942,8 +942,8 @@ class Tensor(ArrayMethods, NDArrayOperatorsMixin):
         (NumPy dispatches on x, xp and fp only) and turns ``t`` into a float itself: the
         gradient would be lost without a word. The caller's frame tells the two apart.
         """
-        frame = sys._getframe(2)  # (0: this method, 1: __float__; C frames are not listed)
-        module = frame.f_globals.get("__name__") or ""
+        frame = sys._getframe(1).f_back  # (1: __float__; C frames are not listed)
+        module = "" if frame is None else frame.f_globals.get("__name__") or ""
         if (module == "numpy" or module.startswith("numpy.")) and is_grad_enabled():
             raise RuntimeError(
                 f"np.{frame.f_code.co_name} converted a Tensor that requires grad to a Python "
