@@ -108,6 +108,31 @@ class Dual:
     def __rpow__(self, other):
         return ew.power(other, self)
 
+    def __mod__(self, other):
+        return ew.remainder(self, other)
+
+    def __rmod__(self, other):
+        return ew.remainder(other, self)
+
+    def __floordiv__(self, other):
+        # piecewise constant: a plain number (derivative 0), as np.floor_divide gives
+        return np.floor_divide(strip(self), strip(other))
+
+    def __rfloordiv__(self, other):
+        return np.floor_divide(strip(other), strip(self))
+
+    def __divmod__(self, other):
+        """``divmod(d, y)``: the plain quotient and the remainder with its derivative.
+
+        >>> q, r = divmod(Dual(7.5, 1.0), 2.0)
+        >>> float(q), float(r.primal), float(r.tangent)
+        (3.0, 1.5, 1.0)
+        """
+        return self // other, self % other
+
+    def __rdivmod__(self, other):
+        return other // self, other % self
+
     def __neg__(self):
         return ew.negative(self)
 

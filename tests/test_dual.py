@@ -409,3 +409,22 @@ def test_tangent_has_its_primals_dtype_when_a_float64_constant_promotes(join):
     assert out.primal.dtype == np.float64 and out.tangent.dtype == np.float64
     out = join(d, np.array([2.0, 3.0], np.float32))
     assert out.primal.dtype == np.float32 and out.tangent.dtype == np.float32
+
+
+def test_modulo_floor_division_and_divmod_of_duals():
+    """Python's % and // on Dual follow np.remainder/np.floor_divide: the remainder carries
+    d/dx = 1, d/dy = -floor(x / y); the quotient is a plain number (derivative 0)."""
+    x, y = 7.5, 2.0
+    q, r = divmod(Dual(x, 1.0), y)
+    assert type(q) is not Dual and q == 3.0
+    assert (r.primal, r.tangent) == (1.5, 1.0)
+    q, r = divmod(x, Dual(y, 1.0))
+    assert q == 3.0 and (r.primal, r.tangent) == (1.5, -3.0)
+    r = Dual(-x, 1.0) % y  # the sign of the divisor, as Python's and NumPy's
+    assert r.primal == (-x) % y == 0.5 and r.tangent == 1.0
+    assert 7.5 // Dual(2.0, 1.0) == 3.0 and Dual(7.5, 1.0) // 2.0 == 3.0
+    np.testing.assert_allclose(dualad.gradient(lambda v: v[0] % v[1] + v[0] // v[1], np.array([x, y])),
+                               [1.0, -3.0])
+    for h in (1e-6,):  # central differences away from the jumps
+        fd = ((x + h) % y - (x - h) % y) / (2 * h), (x % (y + h) - x % (y - h)) / (2 * h)
+        np.testing.assert_allclose(dualad.gradient(lambda v: v[0] % v[1], np.array([x, y])), fd, rtol=1e-6)
