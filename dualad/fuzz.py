@@ -119,6 +119,7 @@ except ImportError as _err:  # pragma: no cover - hypothesis is a test extra
     raise ImportError("dualad.fuzz needs hypothesis: pip install 'dualad[test]'") from _err
 
 from .rules import core as _core
+from .rules import scatter as _scatter
 
 __all__ = ["Program", "FuzzFailure", "programs", "check_program", "check_float32",
            "fuzzable_primitives", "EXCLUDED", "SPECIAL_INPUTS", "KINK_MARGIN", "KINK_MARGINS", "main"]
@@ -163,6 +164,8 @@ def _lit(obj) -> str:
         return "[" + ", ".join(_lit(o) for o in obj) + "]"
     if isinstance(obj, tuple):
         return "(" + ", ".join(_lit(o) for o in obj) + ("," if len(obj) == 1 else "") + ")"
+    if callable(obj) and getattr(np, getattr(obj, "__name__", ""), None) is obj:
+        return f"np.{obj.__name__}"  # a NumPy function passed as an argument (apply_along_axis)
     if obj is None or isinstance(obj, str):
         return repr(obj)
     raise TypeError(f"cannot print {type(obj).__name__} as a literal")
@@ -214,6 +217,8 @@ def fuzzable_primitives() -> list[str]:
         key = f"func:{path or getattr(func, '__name__', repr(func))}"
         if not _core.EXAMPLES.get(func):
             EXCLUDED[key] = ("no EXAMPLES: its values are unspecified" if func is np.empty_like else
+                             "no EXAMPLES: writes in place and returns None (tests/test_assembly_scatter.py)"
+                             if func in _scatter.IN_PLACE_FUNCTIONS else
                              "no EXAMPLES: an index/query function with integer or boolean results")
             continue
         if path is None:
@@ -227,7 +232,10 @@ def fuzzable_primitives() -> list[str]:
 
 #: np.linalg functions whose arguments are drawn like any other function's (norms have no
 #: matrix condition, multi_dot's first argument is a list)
-_GENERIC_LINALG = ("np.linalg.norm", "np.linalg.matrix_norm", "np.linalg.vector_norm", "np.linalg.multi_dot")
+_GENERIC_LINALG = ("np.linalg.norm", "np.linalg.matrix_norm", "np.linalg.vector_norm", "np.linalg.multi_dot",
+                   # the Array-API contractions and selections: no matrix condition either
+                   "np.linalg.matmul", "np.linalg.outer", "np.linalg.tensordot", "np.linalg.trace",
+                   "np.linalg.diagonal", "np.linalg.cross", "np.linalg.vecdot", "np.linalg.matrix_transpose")
 _SEPARATED_SYMMETRIC = ("separated_symmetric", "diag(d) + 0.3 tanh(B) / n, d = 1..n shifted (the "
                         "symmetric matrix read from either triangle has eigenvalues 0.4 apart or more)")
 _FULL_RANK = ("full_rank", "eye(m, n) * [1..n] + 0.3 tanh(B) / max(m, n) (singular values within 0.3 of "
@@ -237,7 +245,12 @@ _MATRIX_INPUTS = {
     "np.linalg.cholesky": ("spd", "A = B Bᵀ / n + I (symmetric positive definite)"),
     "np.linalg.eigh": _SEPARATED_SYMMETRIC, "np.linalg.eigvalsh": _SEPARATED_SYMMETRIC,
     "np.linalg.svd": _FULL_RANK, "np.linalg.svdvals": _FULL_RANK, "np.linalg.qr": _FULL_RANK,
-    "np.linalg.pinv": _FULL_RANK, "np.linalg.lstsq": _FULL_RANK,
+    "np.linalg.pinv": _FULL_RANK, "np.linalg.lstsq": _FULL_RANK, "np.linalg.cond": _FULL_RANK,
+    # (Bauer-Fike: each eigenvalue of the non-symmetric matrix within 0.3 of its d_i, so real)
+    "np.linalg.eig": ("separated_symmetric", "diag(d) + 0.3 tanh(B) / n (real eigenvalues 0.4 apart)"),
+    "np.linalg.eigvals": ("separated_symmetric", "diag(d) + 0.3 tanh(B) / n (real eigenvalues 0.4 apart)"),
+    "np.linalg.tensorinv": ("invertible_tensor", "an invertible N x N matrix (as for inv) reshaped"),
+    "np.linalg.tensorsolve": ("invertible_tensor", "an invertible N x N matrix (as for inv) reshaped"),
 }
 
 
@@ -466,6 +479,12 @@ class _Builder:
         if kind == 1 or n == 1:
             return self.emit(a)
         return self.emit(f"np.matmul(np.eye({n})[::-1], {a})")
+
+    def invertible_tensor(self, shape: tuple) -> str:
+        """An ``invertible`` N x N matrix reshaped to ``shape`` (N² elements): tensorinv's and
+        tensorsolve's square reshape of it is that matrix."""
+        n = math.isqrt(math.prod(shape))
+        return self.emit(f"np.reshape({self.invertible((n, n))}, {_lit(shape)})")
 
     def separated_symmetric(self, shape: tuple) -> str:
         """A stack of ``shape`` (..., n, n) whose symmetric matrix read from either triangle has
@@ -858,6 +877,21 @@ def _reflector_gap(triangle):
     return gap
 
 
+def _eig_gap(values, kwargs) -> float:
+    """Distance from the inputs where LAPACK's eig (dgeev) jumps: balancing isolates a row or
+    column whose off-diagonal entries are exactly 0 (reordering the eigenvalues), and the
+    Hessenberg reduction skips a reflector where a column is 0 below its subdiagonal (flipping
+    eigenvector signs), as ``_reflector_gap``."""
+    a = np.asarray(values[0], dtype=np.float64)
+    n = a.shape[-1]
+    if n < 2:
+        return math.inf
+    off = a * (1.0 - np.eye(n))
+    norms = [np.linalg.norm(off, axis=-1), np.linalg.norm(off, axis=-2)]
+    norms += [np.linalg.norm(a[..., j + 2:, j], axis=-1) for j in range(n - 2)]
+    return float(min(np.min(v) for v in norms))
+
+
 #: op id -> distance of the arguments from the op's kink (must exceed KINK_MARGIN)
 KINK_MARGINS: dict[str, Callable] = {
     "ufunc:absolute": lambda x: float(np.min(np.abs(x))),
@@ -886,10 +920,16 @@ KINK_MARGINS: dict[str, Callable] = {
     "func:np.linalg.vector_norm": lambda values, kwargs: float(np.min(np.abs(values[0]))),
     "func:np.linalg.eigh": _reflector_gap("uplo"), "func:np.linalg.svd": _reflector_gap("both"),
     "func:np.linalg.qr": _reflector_gap("both"),
+    "func:np.linalg.eig": _eig_gap, "func:np.linalg.eigvals": _eig_gap,
     "func:np.max": _func_extremum_gap, "func:np.amax": _func_extremum_gap,
     "func:np.min": _func_extremum_gap, "func:np.amin": _func_extremum_gap,
     "func:np.ptp": _func_extremum_gap,
     "func:np.sort": _order_gap(-1), "func:np.median": _order_gap(None),
+    "func:np.partition": _order_gap(-1),
+    "func:np.quantile": _order_gap(None), "func:np.percentile": _order_gap(None),
+    "func:np.nanquantile": _order_gap(None), "func:np.nanpercentile": _order_gap(None),
+    # polyfit: repeated x make the Vandermonde matrix rank-deficient (lstsq's second derivatives raise)
+    "func:np.polyfit": _order_gap(None),
     "func:np.round": _round_gap, "func:np.around": _round_gap,
 }
 

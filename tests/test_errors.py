@@ -136,10 +136,10 @@ def test_writing_a_dual_into_a_plain_array_is_refused():
 # -- NumPy functions and ufuncs without a rule -----------------------------------------------------
 UNSUPPORTED = [
     ("np.fft.fft", lambda x: np.fft.fft(x)),
-    ("np.nanquantile", lambda x: np.nanquantile(x, 0.5)),
-    ("np.linalg.eig", lambda x: np.linalg.eig(np.reshape(x, (2, 2)))),
-    ("np.gradient", lambda x: np.gradient(x)),
-    ("np.polyfit", lambda x: np.polyfit(x, x, 1)),
+    ("np.histogram", lambda x: np.histogram(x)),
+    ("np.fft.rfft2", lambda x: np.fft.rfft2(np.reshape(x, (2, 2)))),
+    ("np.unique", lambda x: np.unique(x)),
+    ("np.trim_zeros", lambda x: np.trim_zeros(x)),
     ("np.gcd", lambda x: np.gcd(x, x)),
     ("np.cumsum.*|np.add.reduceat", lambda x: np.add.reduceat(x, [0, 2])),
     ("np.multiply.outer", lambda x: np.multiply.outer(x, x)),
@@ -155,7 +155,7 @@ def test_unsupported_numpy_function_names_it(name, f, transform):
         elif transform == "DualArray":
             f(DualArray(np.arange(1.0, 5.0), np.ones((2, 4))))
         else:
-            f(Dual(1.5, 1.0)) if "eig" not in name and "reduceat" not in name else f(
+            f(Dual(1.5, 1.0)) if "rfft2" not in name and "reduceat" not in name else f(
                 DualArray(np.arange(1.0, 5.0)))
     message = str(info.value)
     assert isinstance(info.value, MissingRuleError)

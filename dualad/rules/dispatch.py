@@ -19,6 +19,10 @@ def strip(x):
     return x
 
 
+#: ufunc -> implementation of ``ufunc.at(a, indices[, b])`` for traced operands (filled by
+#: ``dualad.rules.scatter``: np.add.at, np.subtract.at)
+AT_IMPLS: dict = {}
+
 _REDUCE = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}
 _ACCUMULATE = {np.add: np.cumsum, np.multiply: np.cumprod}
 
@@ -70,6 +74,12 @@ def array_ufunc(ufunc, method, inputs, kwargs, mode="dualad"):
             out[...] = result
             return out
         return result
+    if method == "at":
+        impl = AT_IMPLS.get(ufunc)
+        if impl is None:
+            raise MissingRuleError(f"{name}.at is not differentiable by {mode} yet "
+                                   "(supported: np.add.at, np.subtract.at)")
+        return impl(*inputs, **kwargs)
     if method in ("reduce", "accumulate") and kwargs.get("out") is not None:
         raise TypeError(f"{name}.{method}(..., out=) is not supported for traced arrays: drop out=")
     kwargs.pop("out", None)

@@ -1,5 +1,6 @@
 """NaN-aware reductions: nansum, nanprod, nanmean, nanvar, nanstd, nanmax, nanmin, nanmedian,
-and the index functions nanargmax and nanargmin.
+the scans nancumsum and nancumprod, and the index functions nanargmax and nanargmin.
+(nanquantile and nanpercentile are in ``statistics``.)
 
 Each is NumPy's own algorithm written with the table's rules, so the values are NumPy's
 (bit for bit) and the derivatives follow from the rules: a NaN entry is *selected away*
@@ -206,6 +207,22 @@ def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=_NOVALUE):
     # NaN entries stay NaN (the value is NumPy's) but lose whatever tangent they carried
     arr = where_rule(mask, np.nan, a) if np.any(mask) else a
     return nanmedian_rule(arr, axis=_axis_arg(axis), keepdims=_keepdims(keepdims))
+
+
+@register_function(np.nancumsum, examples=[_ex((5,)), _ex((3, 4), axis=1), _ex((2, 3), axis=0, dtype="float64")])
+def nancumsum(a, axis=None, dtype=None, out=None):
+    """NumPy's nancumsum: the cumsum of ``a`` with its NaN entries replaced by 0 (a select)."""
+    _no_out("nancumsum", out)
+    arr, _ = _replace_nan(a, 0.0)
+    return np.cumsum(arr, axis=axis, dtype=dtype)
+
+
+@register_function(np.nancumprod, examples=[_ex((5,)), _ex((3, 4), axis=1), _ex((2, 3), axis=0, dtype="float64")])
+def nancumprod(a, axis=None, dtype=None, out=None):
+    """NumPy's nancumprod: the cumprod of ``a`` with its NaN entries replaced by 1 (a select)."""
+    _no_out("nancumprod", out)
+    arr, _ = _replace_nan(a, 1.0)
+    return np.cumprod(arr, axis=axis, dtype=dtype)
 
 
 for _func in (np.nanargmax, np.nanargmin):
