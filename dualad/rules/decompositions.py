@@ -194,15 +194,21 @@ def _which(mask):
     return f" (matrix {tuple(int(i) for i in np.argwhere(mask)[0])} of the stack)"
 
 
-def _tie_error(func, kind, mode, values, where, fix):
-    """``kind``: 'eigen' or 'singular '; ``where``: the tied pairs (a plain stack mask)."""
+def _first_tie(values, where):
+    """``"values i and j are equal (a and b) (matrix k of the stack)"`` for the first tied pair
+    of ``where`` (a plain ``(..., n, n)`` mask over ``values``)."""
     v = _strip(values)
     index = tuple(int(k) for k in np.argwhere(where)[0])
     i, j = index[-2:]
     vals = v[index[:-2]]
+    return (f"values {i} and {j} are equal ({float(vals[i])!r} and {float(vals[j])!r})"
+            f"{_which(np.any(where, axis=(-2, -1)))}")
+
+
+def _tie_error(func, kind, mode, values, where, fix):
+    """``kind``: 'eigen' or 'singular '; ``where``: the tied pairs (a plain stack mask)."""
     return UndefinedDerivativeError(
-        f"{func} in {mode}: {kind}values {i} and {j} are equal ({float(vals[i])!r} and "
-        f"{float(vals[j])!r}){_which(np.any(where, axis=(-2, -1)))}, where the derivative of the "
+        f"{func} in {mode}: {kind}{_first_tie(values, where)}, where the derivative of the "
         f"{kind}vectors is not defined (any rotation within their space is as valid); {fix}")
 
 

@@ -60,7 +60,7 @@ import numpy as np
 from ..errors import NonNumericError, SingularMatrixError, UndefinedDerivativeError
 from .core import Rule, register_function, shape_of
 from .decompositions import (_BACKWARD, _FORWARD, _diag_embed, _diagonal, _pack, _receives,
-                             _reciprocal_differences, _ties, _unpack, _which)
+                             _first_tie, _reciprocal_differences, _ties, _unpack, _which)
 from .linalg import T, _dtype, _ex_matrices, _normal, _strip, _wc
 
 _EigResult = type(np.linalg.eig(np.eye(1)))
@@ -285,13 +285,8 @@ def _check_ties(func, mode, w, receives):
         return ties
     hit = ties & np.asarray(receives)[..., None, None]
     if hit.any():
-        v = _strip(w)
-        index = tuple(int(k) for k in np.argwhere(hit)[0])
-        i, j = index[-2:]
-        vals = v[index[:-2]]
         raise UndefinedDerivativeError(
-            f"{func} in {mode}: eigenvalues {i} and {j} are equal ({float(vals[i])!r} and "
-            f"{float(vals[j])!r}){_which(np.any(hit, axis=(-2, -1)))}; the eigenvalues and "
+            f"{func} in {mode}: eigen{_first_tie(w, hit)}; the eigenvalues and "
             "eigenvectors of a non-symmetric matrix are not differentiable at a repeated eigenvalue "
             "(they split like a square root); perturb A so that its eigenvalues separate, or use "
             "np.linalg.eigh / eigvalsh for a symmetric matrix")
