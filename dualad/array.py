@@ -275,6 +275,10 @@ class DualArray(ArrayMethods, NDArrayOperatorsMixin):
         if basic:
             t_index = _prefixed(index, 1)
             ndim = np.broadcast_to(np.empty((), np.int8), self.shape)[index].ndim
+        elif self.ndim == 0:  # a 0-d boolean mask: the one element or none (a 1-element view)
+            tangent = tangent.reshape(k, 1)
+            t_index = (slice(None), np.zeros(np.empty((), np.int8)[index].shape, np.intp))
+            ndim = 1
         else:  # every advanced index as coordinates, adjacent after the k axis: (k, *selection)
             coords = np.unravel_index(np.arange(self.size).reshape(self.shape)[index], self.shape)
             t_index, ndim = (slice(None),) + coords, coords[0].ndim

@@ -398,3 +398,18 @@ def test_format_shows_the_primal():
     printed = []
     dualad.gradient(lambda x: printed.append(f"{x[0]:.3f}") or np.sum(x ** 2), np.array([0.5, 1.0]))
     assert printed == ["0.500"]
+
+
+def test_boolean_mask_write_into_a_0d_dualarray():
+    """``x[mask] = v`` with a 0-d boolean mask on a 0-d DualArray (np.piecewise and np.putmask
+    write so) failed in NumPy's unravel_index; it writes the one element or none."""
+    d = DualArray(np.array(2.0), np.array([1.0, 1.0]))
+    d[np.array(False)] = 5.0
+    assert d.primal == 2.0 and list(d.tangent) == [1.0, 1.0]
+    d[np.array(True)] = DualArray(np.array([7.0]), np.array([[3.0], [4.0]]))
+    assert d.primal == 7.0 and list(d.tangent) == [3.0, 4.0]
+    d[np.array(True)] = 5.0
+    assert d.primal == 5.0 and list(d.tangent) == [0.0, 0.0]
+    plain = np.array(2.0)
+    plain[np.array(True)] = 5.0  # (NumPy's own behaviour, which the DualArray follows)
+    assert plain == 5.0
