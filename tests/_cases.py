@@ -1,5 +1,6 @@
 """Helpers shared by the table-driven function tests (test_more_functions, test_decompositions,
-test_numpy_coverage): calling a case on its point and reading plain values out of results."""
+test_spectral, test_numpy_coverage): calling a case on its point and reading plain values out
+of results."""
 import numpy as np
 
 import reversead as rd
@@ -33,3 +34,14 @@ def _traced_call(f, x, mode):
     else:
         args = [rd.tensor(v, requires_grad=True) for v in xs]
     return f(*args)
+
+
+def assert_values_equal_numpy(f, x, mode):
+    """``f`` on traced copies of ``x`` (``mode`` "fwd" or "rev") gives NumPy's values on ``x``,
+    bit for bit, with NumPy's dtypes and shapes, leaf by leaf."""
+    want = _values(_call(f, x))
+    got = _values(_traced_call(f, x, mode))
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
+        np.testing.assert_array_equal(a, b)

@@ -568,13 +568,18 @@ def _symmetric(*shape, spectrum=(-1.7, -0.4, 0.9, 2.2, 3.5), junk=None):
         n = shape[-1]
         d = np.asarray(spectrum[:n]) + rng.uniform(0.0, 0.2, shape[:-1])
         q = _orthonormal(rng, shape)
-        a = np.matmul(q * d[..., None, :], T(q))
-        if junk == "upper":
-            a = a + np.triu(rng.standard_normal(shape), 1)
-        elif junk == "lower":
-            a = a + np.tril(rng.standard_normal(shape), -1)
-        return a
+        return unread_noise(rng, np.matmul(q * d[..., None, :], T(q)), junk)
     return make
+
+
+def unread_noise(rng, a, junk):
+    """``a`` plus noise in its strict ``junk`` triangle ('upper', 'lower'; None: none), the one
+    that eigh/eigvalsh/cholesky with the other ``UPLO`` do not read (examples and tests)."""
+    if junk == "upper":
+        return a + np.triu(rng.standard_normal(a.shape), 1)
+    if junk == "lower":
+        return a + np.tril(rng.standard_normal(a.shape), -1)
+    return a
 
 
 def _rectangular(*shape, values=(3.2, 2.1, 1.3, 0.6)):
